@@ -1,0 +1,47 @@
+"""The `talkface` command line: one entry point, one module per subcommand.
+
+User mistakes (TalkfaceError) become one line on stderr and exit code 2; anything else is a
+bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from talkface.commands import sample as sample_command
+from talkface.errors import TalkfaceError
+
+# Each subcommand module provides `add_arguments(parser)` and `run(args) -> int`.
+SUBCOMMANDS = {
+    "sample": sample_command,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="talkface",
+        description="Talking-face generation through predicted facial landmarks.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module in SUBCOMMANDS.items():
+        doc = (module.__doc__ or "").strip().splitlines()[0]
+        sub = commands.add_parser(name, help=doc, description=doc)
+        module.add_arguments(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(SUBCOMMANDS[args.command].run(args) or 0)
+    except TalkfaceError as error:
+        print(f"talkface {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"talkface {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

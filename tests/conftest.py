@@ -1,0 +1,30 @@
+"""Shared fixtures: where the real media lives, and a scratch dir per test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# The real media set sits beside the repository (../shared/data/real); TALKFACE_REAL_DATA overrides.
+REAL_DATA = Path(os.environ.get("TALKFACE_REAL_DATA", REPO.parent / "shared" / "data" / "real"))
+LRW_WORDS = REAL_DATA.parent / "lrw_words.txt"
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    if not REAL_DATA.is_dir():
+        pytest.skip(f"real media not present at {REAL_DATA} (a fresh clone has none; CI has it)")
+    return REAL_DATA
+
+
+def real_files(kind: str) -> list[Path]:
+    """Files of `videos`, `faces` or `audio`, for parametrising; empty when absent."""
+    folder = REAL_DATA / kind
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix != ".md") if folder.is_dir() else []
+
+
+def needs_real_data():
+    return pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real media not present at {REAL_DATA}")
