@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from talkface.commands import inspect as inspect_command
 from talkface.commands import sample as sample_command
 from talkface.errors import TalkfaceError
 
 # Each subcommand module provides `add_arguments(parser)` and `run(args) -> int`.
 SUBCOMMANDS = {
     "sample": sample_command,
+    "inspect": inspect_command,
 }
 
 

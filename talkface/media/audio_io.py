@@ -20,10 +20,56 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         if not container.streams.audio:
             raise MediaError(f"{path}: has no audio stream")
         stream = container.streams.audio[0]
-        chunks = [mono_samples(frame) for frame in container.decode(stream)]
-        if not chunks:
+        decoder = AudioDecoder(stream)
+        for packet in container.demux(stream):
+            decoder.add(packet)
+        if decoder.empty:
             raise MediaError(f"{path}: the audio stream holds no samples")
-        return finish_audio(np.concatenate(chunks), stream, sample_rate)
+        return decoder.finish(sample_rate)
+
+
+class AudioDecoder:
+    """Decodes one stream's packets to mono float and knows where the stream truly ends.
+
+    AAC decodes to whole codec frames (32768 samples for 32000 written); the last packet's
+    timestamp and duration say where the real signal stops, so the padding after it is cut.
+    """
+
+    def __init__(self, stream: av.audio.AudioStream) -> None:
+        self.stream = stream
+        self.rate = stream.rate or stream.codec_context.sample_rate
+        self.start_time: float | None = None  # seconds, of the first decoded sample
+        self._chunks: list[np.ndarray] = []
+        self._end_pts: int | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self._chunks
+
+    def add(self, packet: av.Packet) -> None:
+        if packet.pts is not None and packet.duration:
+            end = packet.pts + packet.duration
+            self._end_pts = end if self._end_pts is None else max(self._end_pts, end)
+        for frame in packet.decode():
+            if self.start_time is None and frame.time is not None:
+                self.start_time = float(frame.time)
+            self._chunks.append(mono_samples(frame))
+
+    def finish(self, sample_rate: int) -> np.ndarray:
+        audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.float32)
+        true_length = self._true_length()
+        padding = len(audio) - (true_length or len(audio))
+        if true_length and 0 < padding <= 2048:  # cut codec padding only, never real signal
+            audio = audio[:true_length]
+        if self.rate != sample_rate:
+            audio = AF.resample(torch.from_numpy(np.ascontiguousarray(audio)), self.rate, sample_rate).numpy()
+        return np.ascontiguousarray(audio, dtype=np.float32)
+
+    def _true_length(self) -> int | None:
+        if self._end_pts is None or self.stream.time_base is None:
+            return None
+        start = self.stream.start_time or 0
+        return int(round(float((self._end_pts - max(start, 0)) * self.stream.time_base) * self.rate))
 
 
 def mono_samples(frame: av.AudioFrame) -> np.ndarray:
@@ -34,29 +80,3 @@ def mono_samples(frame: av.AudioFrame) -> np.ndarray:
     if not frame.format.is_planar:  # packed: (1, n * channels) → (channels, n)
         samples = samples.reshape(-1, len(frame.layout.channels)).T
     return samples.astype(np.float32).mean(axis=0)
-
-
-def finish_audio(audio: np.ndarray, stream: av.audio.AudioStream, sample_rate: int) -> np.ndarray:
-    """Cut codec padding beyond the stream's declared length, then resample.
-
-    AAC decodes to a whole number of codec frames (32768 samples for 32000 written). In MP4/MOV
-    the stream's declared duration comes from the sample table and edit list, so it is the true
-    length; elsewhere (MPEG-PS, ...) it is only an estimate and the decoded length is kept.
-    """
-    rate = stream.rate or stream.codec_context.sample_rate
-    if _exact_duration(stream):
-        declared = int(round(float(stream.duration * stream.time_base) * rate))
-        if 0 < declared < len(audio):
-            audio = audio[:declared]
-    if rate != sample_rate:
-        audio = AF.resample(torch.from_numpy(np.ascontiguousarray(audio)), rate, sample_rate).numpy()
-    return np.ascontiguousarray(audio, dtype=np.float32)
-
-
-def _exact_duration(stream: av.audio.AudioStream) -> bool:
-    format_names = stream.container.format.name.split(",")
-    return (
-        stream.duration is not None
-        and stream.time_base is not None
-        and ("mp4" in format_names or "mov" in format_names)
-    )

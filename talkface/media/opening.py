@@ -30,7 +30,10 @@ def open_media(path: str | Path) -> Iterator[av.container.InputContainer]:
     try:
         container = av.open(str(path), mode="r")
     except av.FFmpegError as error:
-        raise MediaError(f"{path}: not a readable audio/video file ({_reason(error)})") from None
+        raise MediaError(
+            f"{path}: cannot be opened as audio/video; it is corrupt, truncated or not a media file "
+            f"({_reason(error)})"
+        ) from None
     try:
         yield container
     except av.FFmpegError as error:

@@ -10,7 +10,7 @@ import numpy as np
 
 from talkface import FPS, SAMPLE_RATE
 from talkface.errors import MediaError
-from talkface.media.audio_io import finish_audio, mono_samples
+from talkface.media.audio_io import AudioDecoder
 from talkface.media.opening import open_media
 
 
@@ -43,28 +43,29 @@ def read_video(
         audio = container.streams.audio[0] if (with_audio and container.streams.audio) else None
         streams = [s for s in (video, audio) if s is not None]
 
-        frames, times, audio_chunks = [], [], []
-        audio_start = None
+        frames, times = [], []
+        audio_decoder = AudioDecoder(audio) if audio is not None else None
         for packet in container.demux(*streams):
+            if packet.stream is not video:
+                audio_decoder.add(packet)
+                continue
             for frame in packet.decode():
-                if packet.stream is video:
-                    frames.append(frame.to_ndarray(format="rgb24"))
-                    times.append(float(frame.time) if frame.time is not None else None)
-                else:
-                    if audio_start is None and frame.time is not None:
-                        audio_start = float(frame.time)
-                    audio_chunks.append(mono_samples(frame))
+                frames.append(frame.to_ndarray(format="rgb24"))
+                times.append(float(frame.time) if frame.time is not None else None)
         if not frames:
             raise MediaError(f"{path}: the video stream holds no decodable frames")
+        if video.frames and len(frames) < video.frames - 1:
+            raise MediaError(
+                f"{path}: truncated video, decoded {len(frames)} of the {video.frames} frames it declares"
+            )
 
         source_fps = float(video.average_rate or video.guessed_rate or fps)
+        video_start = next((t for t in times if t is not None), 0.0)
         times = _fill_times(times, source_fps)
         out_frames = _resample_frames(frames, times, source_fps, fps)
         samples = None
-        if audio is not None and audio_chunks:
-            samples = _synced_audio(
-                np.concatenate(audio_chunks), audio, audio_start, times[0], sample_rate
-            )
+        if audio_decoder is not None and not audio_decoder.empty:
+            samples = _synced_audio(audio_decoder, video_start, sample_rate)
     return VideoClip(out_frames, samples, fps, sample_rate, source_fps)
 
 
@@ -89,15 +90,10 @@ def _resample_frames(
     return np.stack([frames[i] for i in picks])
 
 
-def _synced_audio(
-    audio: np.ndarray,
-    stream: av.audio.AudioStream,
-    audio_start: float | None,
-    video_start: float,
-    sample_rate: int,
-) -> np.ndarray:
-    audio = finish_audio(audio, stream, sample_rate)
-    offset = 0 if audio_start is None else int(round((audio_start - video_start) * sample_rate))
+def _synced_audio(decoder: AudioDecoder, video_start: float, sample_rate: int) -> np.ndarray:
+    audio = decoder.finish(sample_rate)
+    start = decoder.start_time if decoder.start_time is not None else video_start
+    offset = int(round((start - video_start) * sample_rate))
     if offset > 0:
         audio = np.concatenate([np.zeros(offset, np.float32), audio])
     elif offset < 0:
