@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from talkface.commands import inspect as inspect_command
+from talkface.commands import prepare as prepare_command
 from talkface.commands import sample as sample_command
 from talkface.errors import TalkfaceError
 
@@ -17,6 +18,7 @@ from talkface.errors import TalkfaceError
 SUBCOMMANDS = {
     "sample": sample_command,
     "inspect": inspect_command,
+    "prepare": prepare_command,
 }
 
 

@@ -23,6 +23,9 @@ PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 # where a face cannot be big. Bigger images stop at one upsample: x4 of a large frame is slow.
 TINY_IMAGE_SIDE = 320
 
+# Minimum HOG score of a face other than the best one (a real second face scores ~0.7 and up).
+SECOND_FACE_SCORE = 0.3
+
 
 def predictor_path() -> Path:
     """Where `face-recognition-models` keeps the 68-point predictor, or a MissingWeightsError."""
@@ -63,12 +66,17 @@ class DlibExtractor(LandmarkExtractor):
         return steps
 
     def detect(self, image: np.ndarray) -> list[FaceBox]:
+        """Face boxes, best score first. At its default threshold HOG also reports weak false
+        positives (clothing, backgrounds: scores ~0-0.3) beside a real face, which would make
+        every frame "several faces"; so boxes other than the best must score SECOND_FACE_SCORE."""
         image = check_image(image)
         for upsample in self.upsample_steps(image):
-            rects = self._detector(image, upsample)  # boxes come back in original pixels
+            rects, scores, _ = self._detector.run(image, upsample, 0.0)  # boxes in original pixels
             if len(rects):
+                ranked = sorted(zip(scores, rects), key=lambda pair: -pair[0])
+                kept = [ranked[0][1]] + [r for score, r in ranked[1:] if score >= SECOND_FACE_SCORE]
                 # dlib's right/bottom are inclusive pixel indices; +1 gives the box's edge.
-                return [(float(r.left()), float(r.top()), float(r.right() + 1), float(r.bottom() + 1)) for r in rects]
+                return [(float(r.left()), float(r.top()), float(r.right() + 1), float(r.bottom() + 1)) for r in kept]
         return []
 
     def fit(self, image: np.ndarray, box: FaceBox) -> np.ndarray:

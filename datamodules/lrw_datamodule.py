@@ -1,0 +1,172 @@
+"""LRWDataModule: one DataModule for both stages, streaming a prepared dataset with litdata.
+
+Each LightningModule declares the fields it needs (`data_fields`); stage 1 asks for none of the
+frame fields and so streams the `light` copy of each split, which holds no frames at all. The
+batch size is global: it is split over all devices of all nodes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+from litdata import StreamingDataLoader, StreamingDataset
+
+from datamodules.sample_transform import FRAME_FIELDS, STAGE_ONE_FIELDS, SampleTransform
+from talkface.errors import TalkfaceError
+
+
+class LRWDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        data_dir: str,
+        batch_size: int = 16,
+        num_workers: int = 2,
+        fields: list[str] | None = None,
+        raw_dir: str | None = None,
+        prepare_workers: int = 2,
+        prepare_backend: str = "dlib",
+        prepare_crop: int = 128,
+        train_split: str = "train",
+        val_split: str = "val",
+        test_split: str = "test",
+        landmark_jitter: float = 0.0,
+        color_jitter: float = 0.0,
+        max_shift: int = 0,
+        shuffle_seed: int = 42,
+    ) -> None:
+        """
+        Args:
+            data_dir: a folder made by `talkface prepare` (or to be made from `raw_dir`).
+            batch_size: global batch size, divided over all devices (must divide evenly).
+            fields: data fields to load; default: what the LightningModule's `data_fields` asks for.
+            raw_dir: a raw dataset (LRW layout, GRID or a video folder); when given and `data_dir`
+                is not prepared yet, `prepare_data` prepares it once (on one process).
+            landmark_jitter, color_jitter, max_shift: training-only augmentation (stage 1 landmark
+                noise in normalised units; stage 2 colour gain and pixel shifts).
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        self.data_dir = Path(data_dir)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.fields = tuple(fields) if fields else None
+        self.datasets: dict[str, StreamingDataset] = {}
+        self._meta: dict | None = None
+
+    # ---- dataset facts (also used to link values such as the vocabulary size into the model)
+    @property
+    def meta(self) -> dict:
+        if self._meta is None:
+            path = self.data_dir / "meta.json"
+            if not path.exists():
+                hint = "run `talkface prepare --src RAW --out DIR` first, or give raw_dir"
+                raise TalkfaceError(f"{self.data_dir}: not a prepared dataset (no meta.json); {hint}")
+            self._meta = json.loads(path.read_text())
+        return self._meta
+
+    @property
+    def num_words(self) -> int:
+        """Vocabulary size (500 on LRW); 0 when the data has no word labels."""
+        return len(self.meta["vocabulary"])
+
+    @property
+    def vocabulary(self) -> list[str]:
+        return list(self.meta["vocabulary"])
+
+    def prepare_data(self) -> None:
+        if self.hparams.raw_dir is None or (self.data_dir / "meta.json").exists():
+            return
+        from talkface.prepare import PrepareSettings, prepare_dataset
+
+        prepare_dataset(
+            PrepareSettings(
+                src=Path(self.hparams.raw_dir),
+                out=self.data_dir,
+                workers=self.hparams.prepare_workers,
+                backend=self.hparams.prepare_backend,
+                crop_size=self.hparams.prepare_crop,
+                progress=False,
+            )
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        """Safe to call more than once: datasets are built once per split."""
+        world_size = self.trainer.world_size if self.trainer is not None else 1
+        if self.batch_size % world_size:
+            raise TalkfaceError(
+                f"global batch size {self.batch_size} does not divide over {world_size} devices; "
+                f"use a multiple of {world_size}"
+            )
+        self.per_device_batch_size = self.batch_size // world_size
+        wanted = {
+            "fit": (self.hparams.train_split, self.hparams.val_split),
+            "validate": (self.hparams.val_split,),
+            "test": (self.hparams.test_split,),
+            "predict": (self.hparams.test_split,),
+            None: (self.hparams.train_split, self.hparams.val_split, self.hparams.test_split),
+        }[stage]
+        for split in wanted:
+            optional = stage is None or (stage == "fit" and split == self.hparams.val_split)
+            if split in self.datasets or (optional and not self.has_split(split)):
+                continue  # a missing validation split just means no validation
+            self.datasets[split] = self.dataset(split, train=split == self.hparams.train_split)
+
+    def has_split(self, split: str) -> bool:
+        return (self.data_dir / split / "light" / "index.json").exists()
+
+    def requested_fields(self) -> tuple[str, ...]:
+        if self.fields:
+            return self.fields
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        return tuple(getattr(module, "data_fields", STAGE_ONE_FIELDS))
+
+    def dataset(self, split: str, train: bool = False) -> StreamingDataset:
+        fields = self.requested_fields()
+        part = "full" if set(fields) & set(FRAME_FIELDS) else "light"
+        folder = self.data_dir / split / part
+        if not (folder / "index.json").exists():
+            available = sorted(p.name for p in self.data_dir.iterdir() if (p / "light" / "index.json").exists())
+            raise TalkfaceError(
+                f"{self.data_dir}: split {split!r} was not prepared (available: {', '.join(available) or 'none'})"
+            )
+        features = self.meta["features"]
+        steps = features["sample_rate"] // features["fps"] // features["hop_length"]
+        transform = SampleTransform(
+            fields,
+            steps_per_frame=steps,
+            window=features["context"] * steps,
+            train=train,
+            crop_size=self.meta["crop_size"],
+            landmark_jitter=self.hparams.landmark_jitter,
+            color_jitter=self.hparams.color_jitter,
+            max_shift=self.hparams.max_shift,
+        )
+        return StreamingDataset(
+            str(folder), shuffle=train, drop_last=train, seed=self.hparams.shuffle_seed, transform=transform
+        )
+
+    def _loader(self, split: str) -> StreamingDataLoader:
+        if split not in self.datasets:
+            self.datasets[split] = self.dataset(split, train=split == self.hparams.train_split)
+        return StreamingDataLoader(
+            self.datasets[split],
+            batch_size=getattr(self, "per_device_batch_size", self.batch_size),
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> StreamingDataLoader:
+        return self._loader(self.hparams.train_split)
+
+    def val_dataloader(self) -> StreamingDataLoader | list:
+        if self.hparams.val_split not in self.datasets and not self.has_split(self.hparams.val_split):
+            return []
+        return self._loader(self.hparams.val_split)
+
+    def test_dataloader(self) -> StreamingDataLoader:
+        return self._loader(self.hparams.test_split)
+
+    def predict_dataloader(self) -> StreamingDataLoader:
+        return self._loader(self.hparams.test_split)

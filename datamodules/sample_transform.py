@@ -1,0 +1,109 @@
+"""Turn a stored prepared item into the tensors a model asks for, with optional augmentation.
+
+Fields a model can request:
+- `audio_windows` (T, W, D) float: audio features around every frame
+- `landmarks` (T, 68, 2) float: normalised [0, 1] aligned landmarks
+- `identity_landmarks` (68, 2) float: the reference face's landmarks (a random frame in training)
+- `word` () long: word label (-1: none); `word_mask` (T,) float: frames inside the word
+- `audio` (T * 640,) float: the raw 16 kHz audio (W&B videos, SyncNet)
+- `frames` (T, 3, H, W) uint8: aligned crops (stage 2; JPEG-decoded only when asked for)
+- `reference_frame` (3, H, W) uint8 and `reference_landmarks` (68, 2): the identity image
+- `id` str
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from talkface.media.jpeg import decode_jpeg
+
+STAGE_ONE_FIELDS = ("id", "audio_windows", "landmarks", "identity_landmarks", "word", "word_mask", "audio")
+FRAME_FIELDS = ("frames", "reference_frame", "reference_landmarks")
+ALL_FIELDS = STAGE_ONE_FIELDS + FRAME_FIELDS
+
+
+class SampleTransform:
+    """Callable given to litdata's StreamingDataset (`transform=`); picklable for loader workers."""
+
+    def __init__(
+        self,
+        fields: tuple[str, ...],
+        steps_per_frame: int,
+        window: int,
+        train: bool,
+        crop_size: int = 128,
+        landmark_jitter: float = 0.0,
+        color_jitter: float = 0.0,
+        max_shift: int = 0,
+    ) -> None:
+        unknown = set(fields) - set(ALL_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown data field(s) {sorted(unknown)}; available: {', '.join(ALL_FIELDS)}")
+        self.fields = tuple(fields)
+        self.steps_per_frame = steps_per_frame
+        self.window = window
+        self.train = train
+        self.crop_size = crop_size
+        # Augmentation only ever happens on the training split.
+        self.landmark_jitter = landmark_jitter if train else 0.0
+        self.color_jitter = color_jitter if train else 0.0
+        self.max_shift = max_shift if train else 0
+
+    def __call__(self, item: dict) -> dict:
+        landmarks = torch.from_numpy(np.asarray(item["landmarks_norm"], np.float32))
+        num_frames = len(landmarks)
+        reference = int(torch.randint(num_frames, ())) if self.train else 0
+        shift = self._shift(item)
+        if shift is not None:
+            landmarks = landmarks + shift / float(self.crop_size)
+        if self.landmark_jitter:
+            landmarks = landmarks + torch.randn(num_frames, 1, 2) * self.landmark_jitter  # small head motion
+
+        sample: dict = {}
+        for name in self.fields:
+            if name == "id":
+                sample["id"] = item["id"]
+            elif name == "audio_windows":
+                features = torch.from_numpy(np.asarray(item["features"], np.float32))
+                windows = features.unfold(0, self.window, self.steps_per_frame)[:num_frames]
+                sample[name] = windows.transpose(1, 2).contiguous()
+            elif name == "landmarks":
+                sample[name] = landmarks
+            elif name in ("identity_landmarks", "reference_landmarks"):
+                sample[name] = landmarks[reference].clone()
+            elif name == "word":
+                sample[name] = torch.tensor(int(item["word"]), dtype=torch.long)
+            elif name == "word_mask":
+                sample[name] = torch.from_numpy(np.asarray(item["word_mask"], np.float32))
+            elif name == "audio":
+                sample[name] = torch.from_numpy(np.asarray(item["audio"], np.float32) / 32768.0)
+        if "frames" in self.fields or "reference_frame" in self.fields:
+            frames = self._frames(item, list(range(num_frames)) if "frames" in self.fields else [reference], shift)
+            if "frames" in self.fields:
+                sample["frames"] = frames
+            if "reference_frame" in self.fields:
+                sample["reference_frame"] = frames[reference if "frames" in self.fields else 0].clone()
+        return sample
+
+    def _shift(self, item: dict) -> torch.Tensor | None:
+        if not self.max_shift or "frame_offsets" not in item:
+            return None
+        return torch.randint(-self.max_shift, self.max_shift + 1, (2,)).float()
+
+    def _frames(self, item: dict, indices: list[int], shift: torch.Tensor | None) -> torch.Tensor:
+        data, offsets = item["frames_jpeg"], item["frame_offsets"]
+        frames = np.stack([decode_jpeg(data[offsets[i] : offsets[i + 1]]) for i in indices])
+        if shift is not None:
+            dx, dy = int(shift[0]), int(shift[1])
+            matrix = np.float32([[1, 0, dx], [0, 1, dy]])
+            size = frames.shape[2], frames.shape[1]
+            frames = np.stack([cv2.warpAffine(f, matrix, size, borderMode=cv2.BORDER_REPLICATE) for f in frames])
+        tensor = torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()  # (T, 3, H, W) uint8
+        if self.color_jitter:
+            gain = 1 + (torch.rand(3, 1, 1) * 2 - 1) * self.color_jitter
+            bias = (torch.rand(()) * 2 - 1) * self.color_jitter * 64
+            tensor = (tensor.float() * gain + bias).clamp(0, 255).to(torch.uint8)
+        return tensor
+

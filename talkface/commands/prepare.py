@@ -1,0 +1,57 @@
+"""Prepare raw clips (LRW tree, GRID, any folder of videos) into a streaming training dataset."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from talkface.audio import FeatureConfig
+from talkface.errors import TalkfaceError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--src", type=Path, required=True, help="raw dataset root")
+    parser.add_argument("--out", type=Path, required=True, help="prepared dataset folder (resumable)")
+    parser.add_argument("--layout", default="auto", choices=["auto", "lrw", "grid", "folder"])
+    parser.add_argument("--crop", type=int, default=128, choices=[128, 256], help="aligned crop size in pixels")
+    parser.add_argument("--backend", default="dlib", help="landmark backend: dlib (offline) or face_alignment")
+    parser.add_argument("--workers", type=int, default=2, help="parallel processes")
+    parser.add_argument("--splits", default="train,val,test", help="comma-separated splits to prepare")
+    parser.add_argument("--window", type=int, default=29, help="grid/folder: frames per sample (0: whole clip)")
+    parser.add_argument("--stride", type=int, default=None, help="grid/folder: frames between windows (default: window)")
+    parser.add_argument("--split-ratios", default="0.8,0.1,0.1", help="grid/folder: train,val,test shares by clip name")
+    parser.add_argument("--features", default="mel", choices=["mel", "mfcc"], help="audio features")
+    parser.add_argument("--n-mels", type=int, default=80)
+    parser.add_argument("--context", type=int, default=7, help="video frames of audio context per frame (odd)")
+    parser.add_argument("--retry-skipped", action="store_true", help="try clips skipped by an earlier run again")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from talkface.prepare import PrepareSettings, prepare_dataset
+
+    try:
+        ratios = tuple(float(x) for x in args.split_ratios.split(","))
+    except ValueError:
+        raise TalkfaceError(f"--split-ratios must be three numbers like 0.8,0.1,0.1, got {args.split_ratios!r}") from None
+    if len(ratios) != 3:
+        raise TalkfaceError(f"--split-ratios needs three numbers (train,val,test), got {args.split_ratios!r}")
+    settings = PrepareSettings(
+        src=args.src,
+        out=args.out,
+        layout=args.layout,
+        crop_size=args.crop,
+        backend=args.backend,
+        workers=args.workers,
+        splits=tuple(s.strip() for s in args.splits.split(",") if s.strip()),
+        window=args.window,
+        stride=args.stride,
+        split_ratios=ratios,
+        features=FeatureConfig(kind=args.features, n_mels=args.n_mels, context=args.context),
+        retry_skipped=args.retry_skipped,
+        progress=not args.no_progress,
+    )
+    report = prepare_dataset(settings)
+    if report.total_samples == 0:
+        raise TalkfaceError(f"nothing was prepared: all {len(report.skipped)} clips were skipped (see {args.out}/report.json)")
+    return 0

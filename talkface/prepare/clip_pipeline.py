@@ -1,0 +1,104 @@
+"""One source video → aligned crops, landmarks, audio and features for all of its frames.
+
+The result (`ProcessedVideo`) is what the work store keeps per source; samples (windows) are
+cut from it when the dataset is packed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from talkface.audio import FeatureConfig, compute_features
+from talkface.errors import TalkfaceError
+from talkface.faces import estimate_alignment, smooth_transforms, transform_points, warp_to_crop
+from talkface.faces.landmarks import LandmarkExtractor
+from talkface.media import read_video
+from talkface.media.jpeg import encode_jpeg
+from talkface.prepare.sources import Source
+from talkface.prepare.tracking import track_landmarks
+
+
+class SkipClip(TalkfaceError):
+    """This clip cannot be prepared (the reason is reported; the run goes on)."""
+
+
+@dataclass
+class ProcessedVideo:
+    frames_jpeg: np.ndarray  # (bytes,) uint8: the JPEG-coded aligned crops, back to back
+    frame_offsets: np.ndarray  # (T + 1,) int64 byte offsets into frames_jpeg
+    landmarks: np.ndarray  # (T, 68, 2) float32 in crop pixels
+    transforms: np.ndarray  # (T, 2, 3) float32 image → crop (temporally smoothed)
+    audio: np.ndarray  # (T * 640,) int16, 16 kHz mono
+    features: np.ndarray  # ((T + context - 1) * steps, dim) float16, context padding included
+    source_size: np.ndarray  # (2,) int32 width, height of the source frames
+    detections: int
+    lost_frames: int
+    seconds: float
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.landmarks)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {k: v for k, v in self.__dict__.items() if isinstance(v, np.ndarray)}
+        arrays["stats"] = np.array([self.detections, self.lost_frames, self.seconds], np.float64)
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays) -> "ProcessedVideo":
+        detections, lost, seconds = arrays["stats"]
+        fields = {k: arrays[k] for k in ("frames_jpeg", "frame_offsets", "landmarks", "transforms", "audio", "features", "source_size")}
+        return cls(**fields, detections=int(detections), lost_frames=int(lost), seconds=float(seconds))
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    crop_size: int = 128
+    features: FeatureConfig = FeatureConfig()
+    min_frames: int = 5
+    smooth_window: int = 5  # frames over which the alignment transform is averaged
+    max_lost_fraction: float = 0.2
+    jpeg_quality: int = 95
+
+
+def process_source(source: Source, extractor: LandmarkExtractor, settings: PipelineSettings) -> ProcessedVideo:
+    """Decode, track landmarks, align, crop and featurise one video; SkipClip says why not."""
+    started = time.perf_counter()
+    clip = read_video(source.path)
+    if clip.audio is None:
+        raise SkipClip("no audio stream")
+    frames = clip.frames
+    if len(frames) < settings.min_frames:
+        raise SkipClip(f"too short: {len(frames)} frames, at least {settings.min_frames} needed")
+    if np.abs(clip.audio).max() < 1e-4:
+        raise SkipClip("silent audio")
+
+    track = track_landmarks(frames, extractor, name=source.id)
+    if track.lost > settings.max_lost_fraction * len(frames):
+        raise SkipClip(f"face lost in {track.lost} of {len(frames)} frames")
+
+    raw = np.stack([estimate_alignment(points, settings.crop_size) for points in track.landmarks])
+    transforms = smooth_transforms(raw, settings.smooth_window)
+    landmarks = np.stack([transform_points(p.astype(np.float64), m) for p, m in zip(track.landmarks, transforms)])
+    jpegs = [encode_jpeg(warp_to_crop(f, m, settings.crop_size), settings.jpeg_quality) for f, m in zip(frames, transforms)]
+
+    samples = len(frames) * settings.features.samples_per_frame
+    audio = np.zeros(samples, np.float32)
+    audio[: min(samples, len(clip.audio))] = clip.audio[:samples]
+    features = compute_features(audio, len(frames), settings.features).numpy().astype(np.float16)
+
+    return ProcessedVideo(
+        frames_jpeg=np.frombuffer(b"".join(jpegs), np.uint8),
+        frame_offsets=np.cumsum([0] + [len(j) for j in jpegs]).astype(np.int64),
+        landmarks=landmarks.astype(np.float32),
+        transforms=transforms.astype(np.float32),
+        audio=(np.clip(audio, -1, 1) * 32767).astype(np.int16),
+        features=features,
+        source_size=np.array([frames.shape[2], frames.shape[1]], np.int32),
+        detections=track.detections,
+        lost_frames=track.lost,
+        seconds=time.perf_counter() - started,
+    )

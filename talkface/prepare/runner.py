@@ -1,0 +1,280 @@
+"""Orchestrates preparation: find clips, process the unfinished ones in parallel, pack, report.
+
+Resumable and idempotent: every finished clip is a file in `<out>/work/`, so a killed run re-run
+with the same command processes only the rest, and packing is a pure function of those files.
+`<out>/meta.json` is written last: a dataset without it is not finished.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from talkface import FPS, SAMPLE_RATE
+from talkface.audio import FeatureConfig
+from talkface.errors import TalkfaceError
+from talkface.faces import load_template
+from talkface.faces.landmarks import BACKENDS
+from talkface.prepare.clip_pipeline import PipelineSettings
+from talkface.prepare.packing import SplitPacker
+from talkface.prepare.samples import FRAME_FIELDS, LIGHT_FIELDS, cut_samples
+from talkface.prepare.sources import GRID_VOCABULARY, LRW_SPLITS, Source, detect_layout, find_sources
+from talkface.prepare.work_store import WorkStore, write_json_atomic
+from talkface.prepare.worker import Outcome, init_worker, prepare_one
+
+FORMAT = "talkface-prepared/1"
+PCA_COMPONENTS = 20
+
+
+@dataclass
+class PrepareSettings:
+    src: Path
+    out: Path
+    layout: str = "auto"  # lrw | grid | folder | auto
+    crop_size: int = 128
+    backend: str = "dlib"
+    workers: int = 2
+    splits: tuple[str, ...] = LRW_SPLITS
+    window: int = 29  # frames per sample for grid/folder (0: whole clip); LRW clips stay whole
+    stride: int | None = None  # defaults to the window (no overlap)
+    split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)  # grid/folder: by clip name
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    retry_skipped: bool = False
+    progress: bool = True
+
+    def check(self) -> None:
+        if self.crop_size not in (128, 256):
+            raise TalkfaceError(f"--crop must be 128 or 256, got {self.crop_size}")
+        if self.backend not in BACKENDS:
+            raise TalkfaceError(f"unknown landmark backend {self.backend!r}; use one of: {', '.join(BACKENDS)}")
+        if self.workers < 1:
+            raise TalkfaceError(f"--workers must be at least 1, got {self.workers}")
+        if self.window < 0 or (self.stride is not None and self.stride < 1):
+            raise TalkfaceError("--window must be >= 0 and --stride >= 1")
+        unknown = set(self.splits) - set(LRW_SPLITS)
+        if unknown:
+            raise TalkfaceError(f"unknown split(s) {', '.join(sorted(unknown))}; use train, val, test")
+        if abs(sum(self.split_ratios) - 1) > 1e-6 or min(self.split_ratios) < 0:
+            raise TalkfaceError(f"split ratios must be >= 0 and sum to 1, got {self.split_ratios}")
+
+
+@dataclass
+class PrepareReport:
+    out: Path
+    samples: dict[str, int]
+    frames: dict[str, int]
+    skipped: list[dict]
+    processed_now: int
+    seconds: float
+
+    @property
+    def total_samples(self) -> int:
+        return sum(self.samples.values())
+
+
+def prepare_dataset(settings: PrepareSettings) -> PrepareReport:
+    settings.check()
+    started = time.perf_counter()
+    src, out = Path(settings.src), Path(settings.out)
+    layout = detect_layout(src) if settings.layout == "auto" and src.is_dir() else settings.layout
+    sources = find_sources(src, layout, tuple(settings.splits), tuple(settings.split_ratios))
+    window = 0 if layout == "lrw" else settings.window
+    stride = settings.stride or window or 1
+    pipeline = PipelineSettings(
+        crop_size=settings.crop_size, features=settings.features, min_frames=max(window, 5)
+    )
+
+    out.mkdir(parents=True, exist_ok=True)
+    store = WorkStore(out / "work")
+    store.remove_partials()
+    _check_same_settings(out, layout, settings, window, stride)
+    if settings.retry_skipped:
+        store.forget_skips()
+
+    todo = [s for s in sources if not store.is_done(s.id)]
+    _log(
+        f"preparing {len(todo)} of {len(sources)} {layout} clips "
+        f"({len(sources) - len(todo)} already done) with {settings.workers} worker(s), {settings.backend} landmarks"
+    )
+    outcomes = _run(todo, settings, pipeline, store)
+
+    (out / "meta.json").unlink(missing_ok=True)
+    vocabulary = _vocabulary(src, layout)
+    packed = _pack(sources, store, out, window, stride, vocabulary, settings)
+    skipped = [
+        {"id": s.id, "path": str(s.path), "split": s.split, "reason": store.skip_reason(s.id)}
+        for s in sources
+        if store.skip_reason(s.id) is not None
+    ]
+    report = PrepareReport(
+        out=out,
+        samples={k: v["samples"] for k, v in packed["splits"].items()},
+        frames={k: v["frames"] for k, v in packed["splits"].items()},
+        skipped=skipped,
+        processed_now=len(outcomes),
+        seconds=time.perf_counter() - started,
+    )
+    now_frames = sum(o.frames for o in outcomes)
+    write_json_atomic(
+        out / "report.json",
+        {
+            "samples": report.samples,
+            "frames": report.frames,
+            "sources": len(sources),
+            "skipped": skipped,
+            "processed_this_run": len(outcomes),
+            "frames_this_run": now_frames,
+            "seconds": round(report.seconds, 3),
+            "frames_per_second_this_run": round(now_frames / max(report.seconds, 1e-9), 1),
+        },
+    )
+    if report.total_samples:
+        write_json_atomic(out / "meta.json", _meta(settings, layout, src, window, stride, vocabulary, packed))
+    _log(
+        f"prepared {report.total_samples} samples ({sum(report.frames.values())} frames; "
+        + ", ".join(f"{k} {v}" for k, v in report.samples.items())
+        + f") into {out} in {report.seconds:.1f} s; {len(skipped)} skipped"
+        + (f" (reasons in {out / 'report.json'})" if skipped else "")
+    )
+    return report
+
+
+def _run(todo: list[Source], settings: PrepareSettings, pipeline: PipelineSettings, store: WorkStore) -> list[Outcome]:
+    if not todo:
+        return []
+    initargs = (settings.backend, pipeline, store.root)
+    bar = tqdm(total=len(todo), unit="clip", disable=not settings.progress, file=sys.stderr, dynamic_ncols=True)
+    outcomes: list[Outcome] = []
+    started = time.perf_counter()
+
+    def record(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        frames = sum(o.frames for o in outcomes)
+        bar.set_postfix(frames_s=f"{frames / (time.perf_counter() - started):.0f}", skipped=sum(o.reason is not None for o in outcomes))
+        bar.update()
+
+    try:
+        if settings.workers == 1:
+            init_worker(*initargs)
+            for source in todo:
+                record(prepare_one(source))
+        else:
+            context = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state
+            with context.Pool(settings.workers, initializer=init_worker, initargs=initargs) as pool:
+                for outcome in pool.imap_unordered(prepare_one, todo, chunksize=1):
+                    record(outcome)
+    finally:
+        bar.close()
+    return outcomes
+
+
+def _pack(sources, store, out, window, stride, vocabulary, settings) -> dict:
+    features = settings.features
+    splits = {}
+    pca_sum = np.zeros(136)
+    pca_outer = np.zeros((136, 136))
+    pca_count = 0
+    pca_split = "train" if any(s.split == "train" for s in sources) else None
+    for split in LRW_SPLITS:
+        split_sources = [s for s in sources if s.split == split]
+        if not split_sources:
+            continue
+        packer = SplitPacker(out, split)
+        for source in split_sources:
+            if store.skip_reason(source.id) is not None or not store.is_done(source.id):
+                continue
+            video = store.load(source.id)
+            for sample in cut_samples(
+                source, video, window, stride, vocabulary, settings.crop_size,
+                features.steps_per_frame, features.context,
+            ):
+                packer.add(sample)
+                if pca_split in (None, split):
+                    flat = sample["landmarks_norm"].reshape(len(sample["landmarks_norm"]), -1).astype(np.float64)
+                    pca_sum += flat.sum(0)
+                    pca_outer += flat.T @ flat
+                    pca_count += len(flat)
+        if packer.finish():
+            splits[split] = {"samples": packer.count, "frames": packer.frames}
+    return {"splits": splits, "pca": _pca(pca_sum, pca_outer, pca_count)}
+
+
+def _pca(total: np.ndarray, outer: np.ndarray, count: int) -> dict | None:
+    if count < 2:
+        return None
+    mean = total / count
+    covariance = outer / count - np.outer(mean, mean)
+    values, vectors = np.linalg.eigh(covariance)
+    order = np.argsort(values)[::-1][:PCA_COMPONENTS]
+    values = np.clip(values, 0, None)
+    components = vectors[:, order].T
+    components *= np.sign(components[:, :1] + 1e-12)  # a fixed sign per component
+    return {
+        "mean": np.round(mean, 7).tolist(),
+        "components": np.round(components, 7).tolist(),
+        "explained_variance_ratio": np.round(values[order] / max(values.sum(), 1e-12), 7).tolist(),
+        "frames": int(count),
+    }
+
+
+def _vocabulary(src: Path, layout: str) -> list[str]:
+    if layout == "lrw":
+        return sorted(p.name for p in src.iterdir() if p.is_dir() and any((p / s).is_dir() for s in LRW_SPLITS))
+    if layout == "grid":
+        return list(GRID_VOCABULARY)
+    return []
+
+
+def _meta(settings, layout, src, window, stride, vocabulary, packed) -> dict:
+    return {
+        "format": FORMAT,
+        "layout": layout,
+        "source": str(src),
+        "fps": FPS,
+        "sample_rate": SAMPLE_RATE,
+        "crop_size": settings.crop_size,
+        "backend": settings.backend,
+        "window": window,
+        "stride": stride,
+        "features": settings.features.to_dict(),
+        "vocabulary": vocabulary,
+        "template": np.round(load_template(settings.crop_size), 4).tolist(),
+        "splits": packed["splits"],
+        "pca": packed["pca"],
+        "fields": {"light": list(LIGHT_FIELDS), "full": list(LIGHT_FIELDS + FRAME_FIELDS)},
+    }
+
+
+def _check_same_settings(out: Path, layout: str, settings: PrepareSettings, window: int, stride: int) -> None:
+    """Refuse to mix clips prepared with different settings in one output folder."""
+    import json
+
+    wanted = {
+        "layout": layout,
+        "crop_size": settings.crop_size,
+        "backend": settings.backend,
+        "window": window,
+        "stride": stride,
+        "features": settings.features.to_dict(),
+    }
+    path = out / "work" / "settings.json"
+    if path.exists():
+        found = json.loads(path.read_text())
+        changed = sorted(k for k in wanted if found.get(k) != wanted[k])
+        if changed:
+            raise TalkfaceError(
+                f"{out} was prepared with other settings ({', '.join(changed)} differ); "
+                "use a new --out folder or delete this one"
+            )
+    else:
+        write_json_atomic(path, wanted)
+
+
+def _log(message: str) -> None:
+    print(f"talkface prepare: {message}", file=sys.stderr, flush=True)
