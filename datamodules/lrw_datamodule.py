@@ -123,6 +123,7 @@ class LRWDataModule(L.LightningDataModule):
         return tuple(getattr(module, "data_fields", STAGE_ONE_FIELDS))
 
     def dataset(self, split: str, train: bool = False) -> StreamingDataset:
+        meta = self.meta  # fails clearly when the folder was never prepared
         fields = self.requested_fields()
         part = "full" if set(fields) & set(FRAME_FIELDS) else "light"
         folder = self.data_dir / split / part
@@ -131,14 +132,14 @@ class LRWDataModule(L.LightningDataModule):
             raise TalkfaceError(
                 f"{self.data_dir}: split {split!r} was not prepared (available: {', '.join(available) or 'none'})"
             )
-        features = self.meta["features"]
+        features = meta["features"]
         steps = features["sample_rate"] // features["fps"] // features["hop_length"]
         transform = SampleTransform(
             fields,
             steps_per_frame=steps,
             window=features["context"] * steps,
             train=train,
-            crop_size=self.meta["crop_size"],
+            crop_size=meta["crop_size"],
             landmark_jitter=self.hparams.landmark_jitter,
             color_jitter=self.hparams.color_jitter,
             max_shift=self.hparams.max_shift,

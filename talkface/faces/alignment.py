@@ -150,7 +150,8 @@ def paste_back(
 
 
 def smooth_transforms(matrices: np.ndarray, window: int = 5) -> np.ndarray:
-    """Centred moving average of per-frame (T, 2, 3) similarity matrices over `window` frames.
+    """Centred moving average of per-frame (T, 2, 3) similarity matrices over `window` frames
+    (an even window is rounded up to the next odd number; 1 or less returns a copy).
 
     Landmark jitter makes per-frame crops shake; averaging the matrices (a sum of similarity
     matrices is still a similarity) steadies them. Near the ends the window shrinks instead of

@@ -29,16 +29,24 @@ FRAME_SIZE = 256
 ASTRONAUT_CROP = (20, 260, 110, 350)  # top, bottom, left, right
 
 UPPER_INNER, LOWER_INNER = (61, 62, 63), (67, 66, 65)  # facing pairs of the inner lip
-MAX_GAP = 0.55  # inner-lip gap at openness 1, in mouth widths
+MAX_GAP = 0.45  # inner-lip gap at openness 1, in mouth widths
 JAW_FOLLOW = 0.7  # the chin drops this fraction of the lower lip's drop
 UPPER_LIFT = 0.12  # the upper lip rises this fraction of the gap
-FIELD_STEP = 4  # the displacement field is evaluated every 4 output pixels, then interpolated
+FIELD_STEP = 8  # displacement fields are evaluated every 8 output pixels, then interpolated
+RBF_SIGMA = 0.35  # Gaussian width of the displacement fields, in mouth widths
+RBF_SMOOTHING = 1e-2  # ridge term: keeps the fields smooth where control points crowd
 
-# The points that never move (brows, nose, eyes, upper jaw): they pin the warp in place.
-_PINNED = tuple(range(0, 3)) + tuple(range(14, 17)) + tuple(range(17, 48))
-# The points that move: lower jaw and lips; plus midpoints of lip and chin (lower lip 55-59
-# with jaw 10-6) so the skin between them moves with them instead of sagging.
-_MOVING = tuple(range(4, 13)) + tuple(range(48, 68))
+# Opening a mouth tears the face along the lips, which one smooth field cannot do. So there are
+# two fields: one moves the upper lip (used above the mouth line), one the lower lip and jaw
+# (used below it); they share the mouth corners and the pinned points, so beyond the corners
+# they agree and are blended smoothly. Inside the mouth the switch happens in the cavity, which
+# is painted over.
+_PINNED = tuple(range(0, 3)) + tuple(range(14, 17)) + tuple(range(27, 48))  # upper jaw, nose, eyes
+_CORNERS = (48, 54, 60, 64)
+_UPPER_LIP = (49, 50, 51, 52, 53, 61, 62, 63)
+_LOWER_LIP = (55, 56, 57, 58, 59, 65, 66, 67)
+_JAW = tuple(range(4, 13))
+# Midpoints of lower lip and jaw (55-59 with 10-6): the skin between them moves with them.
 _CHIN_PAIRS = ((55, 10), (56, 9), (57, 8), (58, 7), (59, 6))
 
 
@@ -85,24 +93,26 @@ class FaceRig:
     """A face photo framed like the built-in sample (256², face centred), ready to animate.
 
     `image` is any RGB photo; `to_frame` (2x3) takes its pixels to the 256² frame; `landmarks`
-    are the 68 points in frame pixels.
+    are its 68 points in frame pixels.
     """
 
     def __init__(self, image: np.ndarray, to_frame: np.ndarray, landmarks: np.ndarray, name: str = "face"):
         self.name = name
-        self.image, self.to_frame = _reduce_for_sampling(image, np.asarray(to_frame, np.float64))
+        image, self.to_frame = _reduce_for_sampling(image, np.asarray(to_frame, np.float64))
         self.from_frame = cv2.invertAffineTransform(self.to_frame)
-        self.landmarks = np.asarray(landmarks, np.float64)
-        mouth = self.landmarks
-        self.mouth_width = float(np.linalg.norm(mouth[54] - mouth[48]))
-        self.rest_gap = inner_lip_gap(mouth)
-        self.sigma = 0.35 * self.mouth_width
+        landmarks = np.asarray(landmarks, np.float64)
+        self.mouth_width = float(np.linalg.norm(landmarks[54] - landmarks[48]))
+        self.photo_gap = inner_lip_gap(landmarks)
+        self.image, self.landmarks = _close_mouth(image, self.from_frame, landmarks)
         w = self.mouth_width
-        below = self.landmarks[8] + np.array([[0.0, 1.3], [-0.8, 1.1], [0.8, 1.1]]) * w  # the neck
-        beside = self.landmarks[[4, 12]] + np.array([[-0.6, 0.0], [0.6, 0.0]]) * w  # the cheeks
-        self._pins = np.vstack([self.landmarks[list(_PINNED)], below, beside])
-        grid = (np.arange(FRAME_SIZE // FIELD_STEP) + 0.5) * FIELD_STEP - 0.5
-        self._grid_x, self._grid_y = np.meshgrid(grid, grid)
+        self.sigma = RBF_SIGMA * w
+        neck = self.landmarks[8] + np.array([[0.0, 1.3], [-0.8, 1.1], [0.8, 1.1]]) * w
+        cheeks = self.landmarks[[4, 12]] + np.array([[-0.6, 0.0], [0.6, 0.0]]) * w
+        self._pins = np.vstack([self.landmarks[list(_PINNED)], neck, cheeks])
+        # The part of the frame a mouth movement can reach (frame pixels): lips and jaw + 3 sigma.
+        moving = self.landmarks[list(_JAW + _CORNERS + _UPPER_LIP + _LOWER_LIP)]
+        reach = 2.5 * self.sigma + MAX_GAP * w
+        self._reach = (moving.min(axis=0) - reach, moving.max(axis=0) + reach)
         pixels = np.arange(FRAME_SIZE, dtype=np.float32)
         self._pix_x, self._pix_y = np.meshgrid(pixels, pixels)
 
@@ -112,76 +122,148 @@ class FaceRig:
         """The 68 points (frame pixels, before the head pose) for one mouth shape."""
         points = self.landmarks.copy()
         w = self.mouth_width
-        gap = float(np.clip(openness, 0.0, 1.0)) * MAX_GAP * w
+        openness = float(np.clip(openness, 0.0, 1.0))
+        gap = openness * MAX_GAP * w
         lift = UPPER_LIFT * gap
-        drop = gap - lift - self.rest_gap  # the lower lip also closes the photo's own gap
-        jaw = JAW_FOLLOW * (gap - lift)
-        protrude = 0.06 * w * rounding
+        drop = gap - lift
+        protrude = 0.05 * w * rounding  # pushed-out lips look fuller
 
-        points[[50, 51, 52, 61, 62, 63], 1] -= lift + protrude * np.array([1, 1, 1, 0, 0, 0])
-        points[[49, 53], 1] -= 0.6 * lift + 0.5 * protrude
-        points[[56, 57, 58, 65, 66, 67], 1] += drop + protrude * np.array([1, 1, 1, 0, 0, 0])
-        points[[55, 59], 1] += 0.8 * drop + 0.5 * protrude
-        for index, weight in zip(range(4, 13), (0.15, 0.4, 0.7, 0.9, 1.0, 0.9, 0.7, 0.4, 0.15)):
-            points[index, 1] += weight * jaw
+        points[[50, 51, 52], 1] -= lift + protrude
+        points[[61, 62, 63], 1] -= lift
+        points[[49, 53], 1] -= 0.7 * lift + 0.6 * protrude
+        points[[56, 57, 58], 1] += drop + protrude
+        points[66, 1] += drop
+        points[[65, 67], 1] += 0.85 * drop  # a rounded lower lip, not a box
+        points[[55, 59], 1] += 0.8 * drop + 0.6 * protrude
+        for index, weight in zip(_JAW, (0.15, 0.4, 0.7, 0.9, 1.0, 0.9, 0.7, 0.4, 0.15)):
+            points[index, 1] += weight * JAW_FOLLOW * drop
 
-        # Corners: out with spread, in with rounding (inner corners more: a rounder opening),
-        # a little in and down as the jaw opens.
+        # Corners: out with spread, in with rounding and a little as the jaw opens; they drop
+        # with the jaw and rise with a spread (smile). Lip points near the corners follow
+        # halfway, the inner ones more with rounding (a rounder opening).
         centre_x = (self.landmarks[48, 0] + self.landmarks[54, 0]) / 2
-        outer = (0.10 * spread - 0.16 * rounding - 0.04 * openness) * w
-        inner = (0.10 * spread - 0.22 * rounding - 0.05 * openness) * w
-        for index, amount in ((48, outer), (54, outer), (60, inner), (64, inner)):
-            side = np.sign(self.landmarks[index, 0] - centre_x)
-            points[index, 0] += side * amount
-            points[index, 1] += 0.3 * (gap - lift) - 0.04 * w * spread
-        for index, amount in ((49, outer), (53, outer), (59, outer), (55, outer), (61, inner), (63, inner), (67, inner), (65, inner)):
-            side = np.sign(self.landmarks[index, 0] - centre_x)
-            points[index, 0] += 0.5 * side * amount
+        corner = (0.10 * spread - 0.16 * rounding - 0.04 * openness) * w
+        for index in _CORNERS:
+            points[index, 0] += np.sign(self.landmarks[index, 0] - centre_x) * corner
+            points[index, 1] += (0.45 + 0.15 * rounding) * drop - 0.04 * w * spread
+        for index, share in ((49, 0.5), (53, 0.5), (55, 0.5), (59, 0.5), (61, 0.7), (63, 0.7), (65, 0.7), (67, 0.7)):
+            points[index, 0] += np.sign(self.landmarks[index, 0] - centre_x) * share * corner
         return points
 
     # ---- rendering -------------------------------------------------------------------------
 
-    def render(self, openness: float, spread: float, rounding: float, look: ClipLook = ClipLook(), time_s: float = 0.0) -> np.ndarray:
+    def render(
+        self, openness: float, spread: float, rounding: float, look: ClipLook = ClipLook(), time_s: float = 0.0
+    ) -> np.ndarray:
         """One 256² RGB uint8 frame."""
         moved = self.moved_landmarks(openness, spread, rounding)
-        pose = _pose_matrix(look, time_s)  # frame -> output pixels
-        inverse = cv2.invertAffineTransform(pose)
-
+        pose = _pose_matrix(look, time_s)  # frame pixels -> output pixels
         # Backward map: output pixel -> frame position (pose undone) -> minus the mouth
         # displacement -> photo pixel.
-        grid_frame = _apply(inverse, self._grid_x, self._grid_y)
-        field = self._displacement(moved, *grid_frame)
-        field = cv2.resize(field, (FRAME_SIZE, FRAME_SIZE), interpolation=cv2.INTER_LINEAR)
-        frame_x, frame_y = _apply(inverse, self._pix_x, self._pix_y)
-        frame_x -= field[..., 0]
-        frame_y -= field[..., 1]
+        frame_x, frame_y = _apply(cv2.invertAffineTransform(pose), self._pix_x, self._pix_y)
+        top, bottom, left, right = self._mouth_window(pose)
+        if bottom > top and right > left:
+            window_x, window_y = frame_x[top:bottom, left:right], frame_y[top:bottom, left:right]
+            shift_x, shift_y = self._displacement(moved, window_x, window_y)
+            window_x -= shift_x
+            window_y -= shift_y
         map_x, map_y = _apply(self.from_frame, frame_x, frame_y)
         image = cv2.remap(
             self.image, map_x.astype(np.float32), map_y.astype(np.float32),
             interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101,
         )
-        inner = _apply_points(pose, moved[60:68])
-        _paint_mouth(image, inner, self.mouth_width * look.scale)
+        _paint_mouth(image, _apply_points(pose, moved[60:68]), self.mouth_width * look.scale)
         return cv2.LUT(image, _colour_table(look))
-
-    def _displacement(self, moved: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-        """(h, w, 2) backward displacement at frame positions (xs, ys), zero at the pins."""
-        moving, chin = list(_MOVING), np.array(_CHIN_PAIRS)
-        mid_moved = (moved[chin[:, 0]] + moved[chin[:, 1]]) / 2
-        mid_rest = (self.landmarks[chin[:, 0]] + self.landmarks[chin[:, 1]]) / 2
-        centres = np.vstack([moved[moving], mid_moved, self._pins])
-        values = np.vstack([moved[moving] - self.landmarks[moving], mid_moved - mid_rest, np.zeros_like(self._pins)])
-        kernel = _gaussian(centres, centres, self.sigma) + 1e-3 * np.eye(len(centres))
-        weights = np.linalg.solve(kernel, values)
-        points = np.stack([xs.ravel(), ys.ravel()], axis=1)
-        field = _gaussian(points, centres, self.sigma) @ weights
-        return field.reshape(*xs.shape, 2).astype(np.float32)
 
     def render_clip(self, openness, spread, rounding, look: ClipLook, fps: int) -> np.ndarray:
         """(T, 256, 256, 3) uint8 frames for per-frame mouth shapes."""
         return np.stack([
             self.render(o, s, r, look, i / fps) for i, (o, s, r) in enumerate(zip(openness, spread, rounding))
         ])
+
+    def _mouth_window(self, pose: np.ndarray) -> tuple[int, int, int, int]:
+        """Output rows/columns (multiples of FIELD_STEP) that the mouth's movement can reach."""
+        (x0, y0), (x1, y1) = self._reach
+        corners = _apply_points(pose, np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]]))
+        lo = np.clip(np.floor(corners.min(axis=0) / FIELD_STEP) * FIELD_STEP, 0, FRAME_SIZE).astype(int)
+        hi = np.clip(np.ceil(corners.max(axis=0) / FIELD_STEP) * FIELD_STEP, 0, FRAME_SIZE).astype(int)
+        return lo[1], hi[1], lo[0], hi[0]
+
+    def _displacement(self, moved: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Backward displacement (dx, dy) at frame positions (xs, ys): where each pixel's
+        content comes from, relative to it. The upper and lower fields meet at the lips."""
+        height, width = xs.shape
+        coarse = (width // FIELD_STEP, height // FIELD_STEP)
+        # Block means of an affine grid are its values at the block centres, which is where
+        # INTER_LINEAR puts the coarse samples when scaling back up.
+        coarse_points = np.stack([
+            cv2.resize(xs, coarse, interpolation=cv2.INTER_AREA).ravel(),
+            cv2.resize(ys, coarse, interpolation=cv2.INTER_AREA).ravel(),
+        ], axis=1).astype(np.float64)
+
+        chin = np.array(_CHIN_PAIRS)
+        chin_moved = (moved[chin[:, 0]] + moved[chin[:, 1]]) / 2
+        chin_rest = (self.landmarks[chin[:, 0]] + self.landmarks[chin[:, 1]]) / 2
+        upper = list(_CORNERS + _UPPER_LIP)
+        lower = list(_CORNERS + _LOWER_LIP + _JAW)
+        fields = []
+        for centres, values in (
+            (moved[upper], moved[upper] - self.landmarks[upper]),
+            (np.vstack([moved[lower], chin_moved]), np.vstack([moved[lower] - self.landmarks[lower], chin_moved - chin_rest])),
+        ):
+            centres = np.vstack([centres, self._pins])
+            values = np.vstack([values, np.zeros_like(self._pins)])
+            kernel = _gaussian(centres, centres, self.sigma) + RBF_SMOOTHING * np.eye(len(centres))
+            field = _gaussian(coarse_points, centres, self.sigma) @ np.linalg.solve(kernel, values)
+            field = field.reshape(coarse[1], coarse[0], 2).astype(np.float32)
+            fields.append(cv2.resize(field, (width, height), interpolation=cv2.INTER_LINEAR))
+        # Which field applies: coarse everywhere, exact near the lips (their edges must be sharp).
+        coarse_below = _below_mouth_line(moved, coarse_points[:, 0], coarse_points[:, 1])
+        below = cv2.resize(coarse_below.reshape(coarse[1], coarse[0]), (width, height), interpolation=cv2.INTER_LINEAR)
+        (x0, y0), (x1, y1) = moved[48:68].min(axis=0) - 6, moved[48:68].max(axis=0) + 6
+        near = (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
+        below[near] = _below_mouth_line(moved, xs[near], ys[near])
+        below = below[..., None]
+        field = fields[0] * (1.0 - below) + fields[1] * below
+        return field[..., 0], field[..., 1]
+
+
+def _below_mouth_line(moved: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """0 above the (moved) upper inner lip, 1 below the lower inner lip, a smooth ramp between.
+
+    Beyond the mouth corners both lips are the corner's height and the ramp widens with the
+    distance, because there the two fields agree and only need blending.
+    """
+    upper_x, upper_y = moved[60:65, 0], moved[60:65, 1]
+    lower = moved[[60, 67, 66, 65, 64]]
+    order_u, order_l = np.argsort(upper_x), np.argsort(lower[:, 0])
+    y_top = np.interp(xs, upper_x[order_u], upper_y[order_u])
+    y_bottom = np.interp(xs, lower[order_l, 0], lower[order_l, 1])
+    outside = np.maximum(0.0, np.maximum(moved[60, 0] - xs, xs - moved[64, 0]))
+    mid = (y_top + y_bottom) / 2
+    half = np.maximum((y_bottom - y_top) / 2, 0.0) + 0.5 + 0.6 * outside
+    t = np.clip((ys - mid) / (2 * half) + 0.5, 0.0, 1.0)
+    return (t * t * (3 - 2 * t)).astype(np.float32)
+
+
+def _close_mouth(image: np.ndarray, from_frame: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The photo with its lips closed at rest, and the matching landmarks.
+
+    A photo showing teeth (the astronaut smiles) cannot be closed by warping: the lips must
+    meet. So the opening between the inner lips is filled from the surrounding lip colour
+    (inpainting), and the inner-lip points move to the middle of the former gap.
+    """
+    landmarks = landmarks.copy()
+    if inner_lip_gap(landmarks) > 1.0:
+        polygon = _apply_points(from_frame, landmarks[60:68])
+        mask = np.zeros(image.shape[:2], np.uint8)
+        cv2.fillPoly(mask, [np.round(polygon * SUBPIXEL).astype(np.int32)], 255, cv2.LINE_8, shift=3)
+        mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
+        image = cv2.inpaint(image, mask, 3, cv2.INPAINT_TELEA)
+    middle = (landmarks[list(UPPER_INNER)] + landmarks[list(LOWER_INNER)]) / 2
+    landmarks[list(UPPER_INNER)] = middle
+    landmarks[list(LOWER_INNER)] = middle
+    return np.ascontiguousarray(image), landmarks
 
 
 def inner_lip_gap(landmarks: np.ndarray) -> float:
@@ -252,15 +334,15 @@ def _reduce_for_sampling(image: np.ndarray, to_frame: np.ndarray) -> tuple[np.nd
 
 
 def _gaussian(points: np.ndarray, centres: np.ndarray, sigma: float) -> np.ndarray:
-    d2 = ((points[:, None, :] - centres[None, :, :]) ** 2).sum(axis=-1)
-    return np.exp(-d2 / (2 * sigma * sigma))
+    """(points, centres) Gaussian kernel matrix; squared distances through one matrix product."""
+    d2 = (points**2).sum(axis=1)[:, None] + (centres**2).sum(axis=1)[None, :] - 2.0 * points @ centres.T
+    return np.exp(-np.maximum(d2, 0.0) / (2 * sigma * sigma))
 
 
 def _apply(matrix: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return (
-        matrix[0, 0] * xs + matrix[0, 1] * ys + matrix[0, 2],
-        matrix[1, 0] * xs + matrix[1, 1] * ys + matrix[1, 2],
-    )
+    """A 2x3 affine matrix applied to coordinate arrays (python floats keep float32 arrays float32)."""
+    (a, b, c), (d, e, f) = np.asarray(matrix, np.float64).tolist()
+    return a * xs + b * ys + c, d * xs + e * ys + f
 
 
 def _apply_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -295,54 +377,91 @@ def _colour_table(look: ClipLook) -> np.ndarray:
 
 # ---- the inside of the mouth ------------------------------------------------------------------
 
-CAVITY = np.array([45, 14, 20], np.float32)
-TONGUE = np.array([150, 62, 70], np.float32)
-TEETH = np.array([222, 214, 200], np.float32)
+CAVITY_EDGE = np.array([112, 46, 52], np.float32)  # lit inner lip / mouth wall
+CAVITY_DEEP = np.array([34, 10, 14], np.float32)  # the back of the mouth
+TONGUE = np.array([160, 78, 84], np.float32)
+TEETH = np.array([206, 198, 184], np.float32)
+SEAM = np.array([96, 44, 48], np.float32)  # the dark line where closed lips meet
 SUBPIXEL = 8  # cv2.fillPoly `shift=3`: polygon corners at 1/8 pixel
 
 
 def _paint_mouth(image: np.ndarray, inner: np.ndarray, mouth_width: float) -> None:
-    """Paint the cavity inside the inner-lip outline (points 60-67, output pixels), in place.
+    """Paint the inside of the mouth within the inner-lip outline (points 60-67, output pixels).
 
-    Teeth show under the upper lip and the tongue above the lower lip, both growing with the
-    opening; all edges are anti-aliased so the outline moves smoothly between frames.
+    The outline is smoothed (Catmull-Rom through the points; the corners stay sharp). Inside:
+    a cavity that darkens towards its middle, upper teeth under the upper lip and the tongue at
+    the bottom, both growing with the opening. Closed lips get a soft dark seam. Everything is
+    anti-aliased so the outline moves smoothly from frame to frame.
     """
+    upper = _catmull_rom(inner[[0, 1, 2, 3, 4]])  # 60 -> 64 along the upper lip
+    lower = _catmull_rom(inner[[4, 5, 6, 7, 0]])  # 64 -> 60 along the lower lip
     gap = float(np.linalg.norm(inner[[1, 2, 3]] - inner[[7, 6, 5]], axis=1).mean())
-    if gap < 0.6:
-        return
-    left, top = np.floor(inner.min(axis=0)).astype(int) - 3
-    right, bottom = np.ceil(inner.max(axis=0)).astype(int) + 4
+    left, top = np.floor(inner.min(axis=0)).astype(int) - 4
+    right, bottom = np.ceil(inner.max(axis=0)).astype(int) + 5
     left, top = max(left, 0), max(top, 0)
     right, bottom = min(right, image.shape[1]), min(bottom, image.shape[0])
-    if right - left < 2 or bottom - top < 2:
+    if right - left < 3 or bottom - top < 3:
         return
     origin = np.array([left, top], np.float64)
     size = (bottom - top, right - left)
-    local = inner - origin
-
-    cavity = _polygon_mask(local, size)
-    upper = local[[0, 1, 2, 3, 4]]  # 60-64, left corner to right corner along the upper lip
-    lower = local[[4, 5, 6, 7, 0]]  # 64-67, 60: right corner back along the lower lip
-    teeth_height = min(0.30 * gap, 0.10 * mouth_width)
-    teeth = _band_mask(upper, +teeth_height, size, narrow=0.12) * cavity
-    tongue_height = 0.22 * gap
-    tongue = _band_mask(lower, -tongue_height, size, narrow=0.25) * cavity * np.clip((gap - 4.0) / 8.0, 0.0, 1.0)
-
     region = image[top:bottom, left:right].astype(np.float32)
-    # Darker towards the middle of the opening: a cavity, not a flat patch.
-    depth = cv2.GaussianBlur(cavity, (0, 0), max(0.8, 0.12 * gap))
-    shade = (0.75 + 0.5 * (1.0 - depth))[..., None]
-    fill = CAVITY * shade
-    fill = fill * (1 - tongue[..., None]) + TONGUE * tongue[..., None] * shade
-    fill = fill * (1 - teeth[..., None]) + TEETH * teeth[..., None]
-    alpha = cavity[..., None]
-    image[top:bottom, left:right] = np.clip(region * (1 - alpha) + fill * alpha, 0, 255).astype(np.uint8)
+
+    seam = _polyline_mask((upper + lower[::-1]) / 2 - origin, size, thickness=1)
+    seam_alpha = (0.5 * seam * np.clip(1.5 - gap / 2.0, 0.0, 1.0))[..., None]
+    region = region * (1 - seam_alpha) + SEAM * seam_alpha
+
+    if gap > 0.3:
+        cavity = _polygon_mask(np.vstack([upper, lower[1:-1]]) - origin, size)
+        ys, xs = np.mgrid[0:size[0], 0:size[1]].astype(np.float32)
+        centre = (inner[[2, 6]].mean(axis=0) - origin).astype(np.float32)
+        half_width = max(1.0, float(inner[4, 0] - inner[0, 0]) / 2)
+        # Elliptic depth: 0 at the lips, 1 in the middle of the opening.
+        r2 = ((xs - centre[0]) / half_width) ** 2 + ((ys - centre[1]) / max(1.0, gap / 2)) ** 2
+        depth = np.clip(1.0 - r2, 0.0, 1.0)[..., None]
+        fill = CAVITY_EDGE + (CAVITY_DEEP - CAVITY_EDGE) * np.sqrt(depth)
+
+        # Tongue: a soft ellipse resting on the lower lip, seen once the mouth is open enough.
+        tongue_r2 = ((xs - centre[0]) / (0.55 * half_width)) ** 2 + ((ys - centre[1] - 0.5 * gap) / (0.45 * gap)) ** 2
+        tongue = np.clip(1.6 - 1.6 * tongue_r2, 0.0, 1.0) * float(np.clip((gap - 4.0) / 8.0, 0.0, 1.0))
+        fill = fill + (TONGUE * (0.85 - 0.25 * depth) - fill) * tongue[..., None]
+
+        # Upper teeth: a band under the upper lip, short of the corners, shaded at the sides.
+        teeth_height = min(0.25 * gap, 0.07 * mouth_width)
+        teeth = _band_mask(upper - origin, teeth_height, size, narrow=0.2)
+        teeth = cv2.GaussianBlur(teeth, (0, 0), 0.6) * float(np.clip(gap / 3.0, 0.0, 1.0))
+        side = np.clip(np.abs(xs - centre[0]) / half_width, 0.0, 1.0)
+        teeth_colour = TEETH * (1.0 - 0.35 * side**2)[..., None]
+        fill = fill + (teeth_colour - fill) * teeth[..., None]
+
+        alpha = (cavity * min(1.0, gap / 1.5))[..., None]
+        region = region * (1 - alpha) + fill * alpha
+    image[top:bottom, left:right] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
+
+
+def _catmull_rom(points: np.ndarray, per_segment: int = 6) -> np.ndarray:
+    """A smooth curve through `points` (end points repeated as their own neighbours)."""
+    padded = np.vstack([points[:1], points, points[-1:]])
+    t = np.linspace(0.0, 1.0, per_segment, endpoint=False)[:, None]
+    pieces = []
+    for i in range(1, len(padded) - 2):
+        p0, p1, p2, p3 = padded[i - 1], padded[i], padded[i + 1], padded[i + 2]
+        pieces.append(
+            0.5 * ((2 * p1) + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2 + (-p0 + 3 * p1 - 3 * p2 + p3) * t**3)
+        )
+    pieces.append(points[-1:])
+    return np.vstack(pieces)
 
 
 def _polygon_mask(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     mask = np.zeros(size, np.uint8)
+    cv2.fillPoly(mask, [np.round(points * SUBPIXEL).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=3)
+    return mask.astype(np.float32) / 255.0
+
+
+def _polyline_mask(points: np.ndarray, size: tuple[int, int], thickness: int) -> np.ndarray:
+    mask = np.zeros(size, np.uint8)
     corners = np.round(points * SUBPIXEL).astype(np.int32)
-    cv2.fillPoly(mask, [corners], 255, lineType=cv2.LINE_AA, shift=3)
+    cv2.polylines(mask, [corners], False, 255, thickness, lineType=cv2.LINE_AA, shift=3)
     return mask.astype(np.float32) / 255.0
 
 
@@ -353,5 +472,4 @@ def _band_mask(edge: np.ndarray, offset: float, size: tuple[int, int], narrow: f
     shifted = edge.copy()
     shifted[:, 0] = centre_x + (edge[:, 0] - centre_x) * (1.0 - narrow)
     shifted[:, 1] += offset
-    band = np.vstack([edge, shifted[::-1]])
-    return _polygon_mask(band, size)
+    return _polygon_mask(np.vstack([edge, shifted[::-1]]), size)
