@@ -223,8 +223,7 @@ class FaceRig:
         (x0, y0), (x1, y1) = moved[48:68].min(axis=0) - 6, moved[48:68].max(axis=0) + 6
         near = (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
         below[near] = _below_mouth_line(moved, xs[near], ys[near])
-        below = below[..., None]
-        field = fields[0] * (1.0 - below) + fields[1] * below
+        field = fields[0] + (fields[1] - fields[0]) * below[..., None]
         return field[..., 0], field[..., 1]
 
 

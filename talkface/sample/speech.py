@@ -2,20 +2,29 @@
 
 espeak-ng's command line gives no timings here, so its C API is driven through ctypes: with
 phoneme events on, the synth callback receives the audio together with one event per phoneme
-(its name and its start in ms) and one per word. The library has global state, so each process
-initialises its own copy (a forked worker re-initialises) and a lock serialises calls.
+(its name and its start in ms) and one per word.
+
+The library keeps state from one utterance to the next (pitch flutter, glottal phase, random
+breath noise), so the same word spoken twice in one process comes out slightly different, and a
+clip would depend on which clips its process made before. To be reproducible, each utterance is
+spoken in a short-lived forked child of a process whose espeak was initialised but never used:
+every utterance starts from the same state, in any process, in any order. (Where `os.fork` does
+not exist, speech is made in-process: right, but not byte-reproducible.)
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import pickle
 import threading
 from dataclasses import dataclass, field
 
+from functools import lru_cache
+
 import numpy as np
 import torch
-import torchaudio.functional as AF
+import torchaudio
 
 from talkface import SAMPLE_RATE
 from talkface.errors import TalkfaceError
@@ -88,6 +97,7 @@ class _Engine:
         self.lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         self.lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        self.lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         self.lib.espeak_Synth.argtypes = [
             ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
             ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
@@ -112,7 +122,41 @@ class _Engine:
             i += 1
         return 0  # 0 = continue synthesis
 
-    def synthesize(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int):
+    def synthesize(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int, seed: int):
+        """(int16 samples, events) of one utterance, spoken from this engine's pristine state."""
+        args = (text, voice, rate, pitch, pitch_range, seed)
+        if not hasattr(os, "fork"):
+            return self._speak(*args)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: speak once, send the result, leave without any cleanup
+            try:
+                os.close(read_end)
+                try:
+                    result = ("ok", self._speak(*args))
+                except TalkfaceError as error:
+                    result = ("error", str(error))
+                payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+                view = memoryview(payload)
+                while view:
+                    view = view[os.write(write_end, view):]
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        chunks = []
+        with os.fdopen(read_end, "rb") as pipe:
+            while chunk := pipe.read(1 << 16):
+                chunks.append(chunk)
+        os.waitpid(pid, 0)
+        if not chunks:
+            raise RuntimeError("the espeak-ng child process died without an answer")
+        status, value = pickle.loads(b"".join(chunks))
+        if status == "error":
+            raise TalkfaceError(value)
+        return value
+
+    def _speak(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int, seed: int):
+        self.lib.espeak_ng_SetRandSeed(seed)  # breath and aspiration noise
         if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise TalkfaceError(f"espeak-ng has no voice {voice!r}")
         self.lib.espeak_SetParameter(_PARAM_RATE, int(rate), 0)
@@ -127,14 +171,14 @@ class _Engine:
 
 
 _engine: _Engine | None = None
-_engine_pid: int | None = None
-_lock = threading.Lock()
+_lock = threading.Lock()  # one utterance at a time per process (the children share a callback)
 
 
 def _get_engine() -> _Engine:
-    global _engine, _engine_pid
-    if _engine is None or _engine_pid != os.getpid():
-        _engine, _engine_pid = _Engine(), os.getpid()
+    """This process's engine; a forked process inherits its parent's, still pristine."""
+    global _engine
+    if _engine is None:
+        _engine = _Engine()
     return _engine
 
 
@@ -144,23 +188,32 @@ def synthesize(
     rate: int = 160,
     pitch: int = 50,
     pitch_range: int = 50,
+    seed: int = 0,
     sample_rate: int = SAMPLE_RATE,
 ) -> Speech:
-    """Speak `text` with an espeak voice (`"en-us+f3"`), rate in words/min, pitch 0-100.
+    """Speak `text` with an espeak voice (`"en-us+f3"`), rate in words/min, pitch 0-100;
+    `seed` fixes espeak's noise. The same arguments always give the same samples.
 
     Returns 16 kHz audio (resampled from espeak's 22 050 Hz) and the phoneme timings.
     """
     with _lock:
         engine = _get_engine()
-        raw, events = engine.synthesize(text, voice, rate, pitch, pitch_range)
+        raw, events = engine.synthesize(text, voice, rate, pitch, pitch_range, seed)
         native_rate = engine.rate
     if len(raw) == 0:
         raise TalkfaceError(f"espeak-ng produced no audio for {text!r}")
     audio = torch.from_numpy(raw.astype(np.float32) / 32768.0)
-    audio = AF.resample(audio, native_rate, sample_rate).numpy()
+    with torch.no_grad():
+        audio = _resampler(native_rate, sample_rate)(audio).numpy()
     total = len(raw) / native_rate
     phonemes, word_start, word_end = _phoneme_spans(events, total)
     return Speech(np.ascontiguousarray(audio, np.float32), sample_rate, phonemes, word_start, word_end)
+
+
+@lru_cache(maxsize=4)
+def _resampler(source_rate: int, target_rate: int) -> torchaudio.transforms.Resample:
+    """torchaudio's resampler, kept: building its sinc kernel costs ~100 ms, using it ~1 ms."""
+    return torchaudio.transforms.Resample(source_rate, target_rate)
 
 
 def _phoneme_spans(events: list[tuple[int, int, str]], total: float) -> tuple[list[Phoneme], float, float]:

@@ -1,0 +1,5 @@
+"""The two LightningModules: stage 1 (audio → landmarks) and stage 2 (landmarks → frames)."""
+
+from lightning_modules.landmark_module import LandmarkModule
+
+__all__ = ["LandmarkModule"]

@@ -1,0 +1,172 @@
+"""Stage 1: audio → landmarks, with the word detector and the temporal residual loss.
+
+The objective is whatever the config's `losses` dict names (see `losses/`); the module only
+produces the outputs those terms read: predicted landmarks, the audio embedding, and the word
+detector's logits on predicted landmarks (detector weights detached, so the semantic gradient
+shapes the motion, not the detector), on true landmarks and on the audio.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch.func import functional_call
+from torchmetrics import MetricCollection
+
+from losses import LossComposer
+from talkface.errors import TalkfaceError
+from talkface.metrics import LandmarkDistance, LandmarkVelocityError, WordAccuracy
+from talkface.networks.audio_to_landmarks import AudioToLandmarks
+from talkface.networks.word_detector import WordDetector
+
+DEFAULT_LOSSES = {
+    "reconstruction": {"class_path": "landmark_reconstruction", "init_args": {"weight": 1.0}},
+    "temporal": {"class_path": "temporal_residual", "init_args": {"weight": 1.0}},
+    "semantic": {"class_path": "word_semantic", "init_args": {"weight": 0.01}},
+    "detector": {"class_path": "word_detector", "init_args": {"weight": 0.01}},
+}
+
+
+class LandmarkModule(L.LightningModule):
+    data_fields = ("id", "audio_windows", "landmarks", "identity_landmarks", "word", "word_mask", "audio")
+
+    def __init__(
+        self,
+        num_words: int = 500,
+        feature_dim: int = 80,
+        audio_dim: int = 256,
+        hidden: int = 256,
+        layers: int = 3,
+        temporal: str = "lstm",
+        output: str = "displacement",
+        pca_components: int = 20,
+        dropout: float = 0.0,
+        detector_hidden: int = 128,
+        detector: str = "joint",
+        detector_checkpoint: str | None = None,
+        losses: dict[str, Any] | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        lr_decay_epochs: int = 0,
+        samples_to_keep: int = 4,
+    ) -> None:
+        """
+        Args:
+            num_words: vocabulary size of the word detector (linked from the data).
+            temporal: lstm | conv | transformer. output: displacement | pca.
+            detector: "joint" (trained here on true landmarks) or "frozen" (loaded from
+                `detector_checkpoint`, a LandmarkModule checkpoint, and kept fixed).
+            losses: {name: {class_path: registered name or module.Class, init_args: {...}}}.
+            samples_to_keep: validation clips kept for the W&B video callback.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        if detector not in ("joint", "frozen"):
+            raise TalkfaceError(f"detector must be 'joint' or 'frozen', got {detector!r}")
+        self.generator = AudioToLandmarks(feature_dim, audio_dim, hidden, layers, temporal, output, pca_components, dropout)
+        self.word_detector = WordDetector(num_words, detector_hidden, audio_dim=audio_dim)
+        self.losses = LossComposer(DEFAULT_LOSSES if losses is None else losses)
+        if detector == "frozen":
+            self._load_frozen_detector(detector_checkpoint)
+        self.val_metrics = self._metrics("val/")
+        self.test_metrics = self._metrics("test/")
+        self.validation_samples: dict[str, torch.Tensor | list] = {}
+
+    def _metrics(self, prefix: str) -> MetricCollection:
+        return MetricCollection(
+            {
+                "lmd_mouth": LandmarkDistance("mouth"),
+                "lmd_face": LandmarkDistance("face"),
+                "velocity_error": LandmarkVelocityError("mouth"),
+                "word_acc_predicted": WordAccuracy(),
+                "word_acc_true": WordAccuracy(),
+            },
+            prefix=prefix,
+        )
+
+    def _load_frozen_detector(self, path: str | None) -> None:
+        if not path:
+            raise TalkfaceError("detector: frozen needs detector_checkpoint (a stage-1 checkpoint with a trained detector)")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+        except FileNotFoundError:
+            raise TalkfaceError(f"detector_checkpoint {path}: no such file") from None
+        detector_state = {k.removeprefix("word_detector."): v for k, v in state.items() if k.startswith("word_detector.")}
+        try:
+            self.word_detector.load_state_dict(detector_state)
+        except RuntimeError as error:
+            raise TalkfaceError(f"detector_checkpoint {path} does not match this model ({str(error).splitlines()[0]})") from None
+        self.word_detector.requires_grad_(False)
+
+    # ---- model
+    def forward(self, audio_windows: torch.Tensor, identity_landmarks: torch.Tensor) -> torch.Tensor:
+        """(B, T, W, D) audio windows + (B, 68, 2) identity → (B, T, 68, 2) normalised landmarks."""
+        return self.generator(audio_windows, identity_landmarks)["landmarks"]
+
+    def run(self, batch: dict, for_metrics: bool = False) -> dict[str, torch.Tensor]:
+        """The generator's outputs plus the detector logits that the losses (or metrics) read."""
+        outputs = self.generator(batch["audio_windows"], batch["identity_landmarks"])
+        wanted = set(self.losses.output_fields)
+        if for_metrics:
+            wanted |= {"word_logits_predicted", "word_logits_true"}
+        if "word_logits_predicted" in wanted:
+            detached = {name: value.detach() for name, value in self.word_detector.named_parameters()}
+            detached.update(dict(self.word_detector.named_buffers()))
+            outputs["word_logits_predicted"] = functional_call(self.word_detector, detached, (outputs["landmarks"],))
+        if "word_logits_true" in wanted:
+            outputs["word_logits_true"] = self.word_detector(batch["landmarks"])
+        if "word_logits_audio" in wanted:
+            outputs["word_logits_audio"] = self.word_detector.classify_audio(outputs["audio_embedding"])
+        return outputs
+
+    # ---- steps
+    def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
+        if self.hparams.detector == "frozen":
+            self.word_detector.eval()  # keep its batch-norm statistics fixed too
+        outputs = self.run(batch)
+        total, terms = self.losses(outputs, batch, self.global_step)
+        batch_size = len(batch["landmarks"])
+        self.log("train/loss", total, prog_bar=True, batch_size=batch_size)
+        for name, value in terms.items():
+            self.log(f"train/loss/{name}", value, batch_size=batch_size)
+        return total
+
+    def _evaluate(self, batch: dict, metrics: MetricCollection) -> dict[str, torch.Tensor]:
+        outputs = self.run(batch, for_metrics=True)
+        predicted, target = outputs["landmarks"], batch["landmarks"]
+        metrics["lmd_mouth"].update(predicted, target)
+        metrics["lmd_face"].update(predicted, target)
+        metrics["velocity_error"].update(predicted, target)
+        metrics["word_acc_predicted"].update(outputs["word_logits_predicted"], batch["word"])
+        metrics["word_acc_true"].update(outputs["word_logits_true"], batch["word"])
+        self.log_dict(metrics, batch_size=len(target))
+        return outputs
+
+    def validation_step(self, batch: dict, batch_index: int) -> None:
+        outputs = self._evaluate(batch, self.val_metrics)
+        total, terms = self.losses(outputs, batch, self.global_step)
+        self.log("val/loss", total, batch_size=len(batch["landmarks"]), sync_dist=True)
+        if batch_index == 0:  # kept for the W&B callback: no extra forward pass, no collective
+            keep = self.hparams.samples_to_keep
+            self.validation_samples = {
+                "id": list(batch["id"][:keep]),
+                "predicted": outputs["landmarks"][:keep].detach().float().cpu(),
+                "target": batch["landmarks"][:keep].detach().float().cpu(),
+                "audio": batch["audio"][:keep].detach().float().cpu(),
+            }
+
+    def test_step(self, batch: dict, batch_index: int) -> None:
+        self._evaluate(batch, self.test_metrics)
+
+    def predict_step(self, batch: dict, batch_index: int) -> dict:
+        return {"id": batch["id"], "landmarks": self(batch["audio_windows"], batch["identity_landmarks"])}
+
+    def configure_optimizers(self):
+        parameters = [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(parameters, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        if not self.hparams.lr_decay_epochs:
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.hparams.lr_decay_epochs)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}

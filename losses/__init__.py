@@ -1,0 +1,25 @@
+"""The pluggable loss registry and the built-in terms (importing this registers them)."""
+
+from losses.audio_landmark_sync import AudioLandmarkSync
+from losses.base import LossTerm
+from losses.composer import LossComposer
+from losses.landmark_reconstruction import LandmarkReconstruction
+from losses.registry import LOSS_REGISTRY, build_loss, register_loss, registered_names, resolve_loss_class
+from losses.temporal_residual import TemporalResidual
+from losses.word_semantic import AudioWord, WordDetector, WordSemantic
+
+__all__ = [
+    "LOSS_REGISTRY",
+    "AudioLandmarkSync",
+    "AudioWord",
+    "LandmarkReconstruction",
+    "LossComposer",
+    "LossTerm",
+    "TemporalResidual",
+    "WordDetector",
+    "WordSemantic",
+    "build_loss",
+    "register_loss",
+    "registered_names",
+    "resolve_loss_class",
+]

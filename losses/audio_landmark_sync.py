@@ -1,0 +1,50 @@
+"""Cross-modal temporal synchronisation: audio changes and landmark changes must co-occur.
+
+At every time step the landmark residual (x[t+1] - x[t]) is paired with the audio-embedding
+residual of the same step; residuals of the same clip at other steps are the negatives (an
+InfoNCE loss). Only a model whose motion is timed with the audio can make the pairs agree.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from losses.base import LossTerm
+from losses.registry import register_loss
+
+
+@register_loss("audio_landmark_sync")
+class AudioLandmarkSync(LossTerm):
+    batch_fields = ()
+    output_fields = ("landmarks", "audio_embedding")
+
+    def __init__(
+        self,
+        weight: float = 0.1,
+        audio_dim: int = 256,
+        embed_dim: int = 64,
+        temperature: float = 0.1,
+        min_offset: int = 2,
+        start_step: int = 0,
+    ) -> None:
+        """`min_offset`: negatives are at least this many frames away (neighbours look alike)."""
+        super().__init__(weight, start_step)
+        self.audio_projection = nn.Sequential(nn.Linear(audio_dim, embed_dim), nn.ReLU(), nn.Linear(embed_dim, embed_dim))
+        self.landmark_projection = nn.Sequential(nn.Linear(40, embed_dim), nn.ReLU(), nn.Linear(embed_dim, embed_dim))
+        self.temperature = temperature
+        self.min_offset = min_offset
+
+    def compute(self, outputs: dict, batch: dict) -> torch.Tensor:
+        mouth = outputs["landmarks"][:, :, 48:68].flatten(2)  # (B, T, 40)
+        landmark_motion = F.normalize(self.landmark_projection(mouth.diff(dim=1) * 100.0), dim=-1)
+        audio_motion = F.normalize(self.audio_projection(outputs["audio_embedding"].diff(dim=1)), dim=-1)
+        logits = landmark_motion @ audio_motion.transpose(1, 2) / self.temperature  # (B, T-1, T-1)
+        steps = logits.shape[1]
+        offsets = torch.arange(steps, device=logits.device)
+        distance = (offsets[:, None] - offsets[None, :]).abs()
+        excluded = (distance > 0) & (distance < self.min_offset)
+        logits = logits.masked_fill(excluded, float("-inf"))
+        targets = offsets.expand(logits.shape[0], steps)
+        return F.cross_entropy(logits.reshape(-1, steps), targets.reshape(-1))

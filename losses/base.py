@@ -1,0 +1,38 @@
+"""The base of every loss term: a weighted, optionally delayed, nn.Module."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+
+class LossTerm(nn.Module):
+    """One term of a training objective.
+
+    Subclasses implement `compute(outputs, batch)` returning an *unweighted* scalar, and declare
+    which batch fields and model outputs they read, so a module can check its data and outputs
+    before training starts instead of failing with a KeyError mid-epoch.
+    """
+
+    name: ClassVar[str] = ""  # set by @register_loss
+    batch_fields: ClassVar[tuple[str, ...]] = ()
+    output_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, weight: float = 1.0, start_step: int = 0) -> None:
+        super().__init__()
+        self.weight = float(weight)
+        self.start_step = int(start_step)
+
+    def active(self, step: int) -> bool:
+        return self.weight != 0.0 and step >= self.start_step
+
+    def compute(self, outputs: dict, batch: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, outputs: dict, batch: dict) -> torch.Tensor:
+        return self.compute(outputs, batch)
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight}, start_step={self.start_step}"

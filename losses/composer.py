@@ -1,0 +1,47 @@
+"""LossComposer: the weighted sum of a module's loss terms, and every term for logging."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from losses.base import LossTerm
+from losses.registry import build_loss
+
+
+class LossComposer(nn.Module):
+    def __init__(self, terms: dict[str, Any]) -> None:
+        """`terms`: {log name: LossTerm | name | {class_path, init_args}}."""
+        super().__init__()
+        self.terms = nn.ModuleDict({name: build_loss(spec) for name, spec in terms.items()})
+
+    @property
+    def batch_fields(self) -> set[str]:
+        return {field for term in self.terms.values() for field in term.batch_fields}
+
+    @property
+    def output_fields(self) -> set[str]:
+        return {field for term in self.terms.values() for field in term.output_fields}
+
+    def forward(self, outputs: dict, batch: dict, step: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(weighted total, {name: unweighted value}); inactive terms are skipped, not computed."""
+        total = None
+        values: dict[str, torch.Tensor] = {}
+        for name, term in self.terms.items():
+            if not term.active(step):
+                continue
+            value = term(outputs, batch)
+            values[name] = value.detach()
+            total = term.weight * value if total is None else total + term.weight * value
+        if total is None:
+            total = torch.zeros((), device=_device(outputs))
+        return total, values
+
+
+def _device(outputs: dict) -> torch.device:
+    for value in outputs.values():
+        if isinstance(value, torch.Tensor):
+            return value.device
+    return torch.device("cpu")

@@ -1,0 +1,45 @@
+"""Temporal residual loss: frame-to-frame motion of the prediction must match the truth.
+
+Matching consecutive differences (and optionally accelerations) rather than positions keeps the
+motion smooth and in step with the audio even where the absolute positions are uncertain.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from losses.base import LossTerm
+from losses.landmark_reconstruction import point_weights
+from losses.registry import register_loss
+
+
+@register_loss("temporal_residual")
+class TemporalResidual(LossTerm):
+    batch_fields = ("landmarks",)
+    output_fields = ("landmarks",)
+
+    def __init__(
+        self,
+        weight: float = 1.0,
+        second_order_weight: float = 0.0,
+        mouth_weight: float = 3.0,
+        norm: str = "l2",
+        start_step: int = 0,
+    ) -> None:
+        super().__init__(weight, start_step)
+        self.second_order_weight = second_order_weight
+        self.mouth_weight = mouth_weight
+        self.norm = norm
+
+    def _distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        error = a - b
+        per_point = error.abs().sum(-1) if self.norm == "l1" else error.pow(2).sum(-1)
+        return (per_point * point_weights(self.mouth_weight, error.device)).mean()
+
+    def compute(self, outputs: dict, batch: dict) -> torch.Tensor:
+        predicted, target = outputs["landmarks"], batch["landmarks"]
+        velocity_pred, velocity_true = predicted.diff(dim=1), target.diff(dim=1)
+        loss = self._distance(velocity_pred, velocity_true)
+        if self.second_order_weight:
+            loss = loss + self.second_order_weight * self._distance(velocity_pred.diff(dim=1), velocity_true.diff(dim=1))
+        return loss

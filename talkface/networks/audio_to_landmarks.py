@@ -1,0 +1,52 @@
+"""Stage-1 generator: audio feature windows + identity landmarks → a landmark sequence."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from talkface.networks.audio_encoder import AudioEncoder
+from talkface.networks.temporal_model import TemporalModel
+
+
+class AudioToLandmarks(nn.Module):
+    """Predicts per-frame landmark displacements from the identity face (or PCA coefficients of them).
+
+    Predicting displacements keeps the identity's face shape by construction; the network only has
+    to say how the face moves.
+    """
+
+    def __init__(
+        self,
+        feature_dim: int = 80,
+        audio_dim: int = 256,
+        hidden: int = 256,
+        layers: int = 3,
+        temporal: str = "lstm",
+        output: str = "displacement",
+        pca_components: int = 20,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if output not in ("displacement", "pca"):
+            raise ValueError(f"output must be 'displacement' or 'pca', got {output!r}")
+        self.audio_encoder = AudioEncoder(feature_dim, audio_dim)
+        self.identity_encoder = nn.Sequential(nn.Linear(136, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, hidden))
+        self.temporal = TemporalModel(audio_dim + hidden, hidden, layers, temporal, dropout)
+        self.output = output
+        out_dim = pca_components if output == "pca" else 136
+        self.decoder = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_dim))
+        nn.init.zeros_(self.decoder[-1].weight)  # start from "hold the identity still"
+        nn.init.zeros_(self.decoder[-1].bias)
+        # PCA basis of landmark displacements (filled from the dataset's metadata when used).
+        self.register_buffer("pca_components", torch.zeros(pca_components, 136))
+
+    def forward(self, audio_windows: torch.Tensor, identity_landmarks: torch.Tensor) -> dict[str, torch.Tensor]:
+        batch, frames = audio_windows.shape[:2]
+        audio = self.audio_encoder(audio_windows)  # (B, T, A)
+        identity = self.identity_encoder((identity_landmarks - 0.5).flatten(1))  # (B, H)
+        hidden = self.temporal(torch.cat([audio, identity[:, None].expand(-1, frames, -1)], dim=-1))
+        out = self.decoder(hidden)
+        displacement = out @ self.pca_components if self.output == "pca" else out
+        landmarks = identity_landmarks[:, None] + displacement.reshape(batch, frames, 68, 2) * 0.1
+        return {"landmarks": landmarks, "audio_embedding": audio}
