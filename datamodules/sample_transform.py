@@ -66,9 +66,9 @@ class SampleTransform:
             if name == "id":
                 sample["id"] = item["id"]
             elif name == "audio_windows":
-                features = torch.from_numpy(np.asarray(item["features"], np.float32))
-                windows = features.unfold(0, self.window, self.steps_per_frame)[:num_frames]
-                sample[name] = windows.transpose(1, 2).contiguous()
+                # Each window is a run of consecutive feature rows: gather them with one index.
+                rows = np.arange(num_frames)[:, None] * self.steps_per_frame + np.arange(self.window)
+                sample[name] = torch.from_numpy(np.asarray(item["features"])[rows].astype(np.float32))
             elif name == "landmarks":
                 sample[name] = landmarks
             elif name in ("identity_landmarks", "reference_landmarks"):

@@ -80,7 +80,7 @@ class UNetGenerator(nn.Module):
     Channels per level are base_channels * 2**level, capped at max_channels; image_size must be
     divisible by 2**depth. The defaults (128², base 16, depth 4, 2 residual blocks, 6 heatmap
     channels) have 4.3 M parameters and cost ~1.0 GMAC per frame (4.1 at 256²): small enough to
-    train on a CPU; base_channels=32 is ~3x the compute for GPUs.
+    train on a CPU; base_channels=32 (7.3 M parameters, 3.3 GMAC per frame) suits GPUs.
     """
 
     def __init__(

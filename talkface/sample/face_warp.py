@@ -130,7 +130,8 @@ class FaceRig:
 
         points[[50, 51, 52], 1] -= lift + protrude
         points[[61, 62, 63], 1] -= lift
-        points[[49, 53], 1] -= 0.7 * lift + 0.6 * protrude
+        points[[61, 63], 1] += 0.1 * drop  # the upper lip's edge arcs down towards the corners
+        points[[49, 53], 1] += 0.1 * drop - 0.7 * lift - 0.6 * protrude
         points[[56, 57, 58], 1] += drop + protrude
         points[66, 1] += drop
         points[[65, 67], 1] += 0.85 * drop  # a rounded lower lip, not a box
@@ -145,7 +146,7 @@ class FaceRig:
         corner = (0.10 * spread - 0.16 * rounding - 0.04 * openness) * w
         for index in _CORNERS:
             points[index, 0] += np.sign(self.landmarks[index, 0] - centre_x) * corner
-            points[index, 1] += (0.45 + 0.15 * rounding) * drop - 0.04 * w * spread
+            points[index, 1] += (0.38 + 0.15 * rounding) * drop - 0.04 * w * spread
         for index, share in ((49, 0.5), (53, 0.5), (55, 0.5), (59, 0.5), (61, 0.7), (63, 0.7), (65, 0.7), (67, 0.7)):
             points[index, 0] += np.sign(self.landmarks[index, 0] - centre_x) * share * corner
         return points
@@ -170,7 +171,7 @@ class FaceRig:
         map_x, map_y = _apply(self.from_frame, frame_x, frame_y)
         image = cv2.remap(
             self.image, map_x.astype(np.float32), map_y.astype(np.float32),
-            interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101,
+            interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE,
         )
         _paint_mouth(image, _apply_points(pose, moved[60:68]), self.mouth_width * look.scale)
         return cv2.LUT(image, _colour_table(look))
@@ -297,12 +298,31 @@ def photo_rig(image: np.ndarray, name: str) -> FaceRig:
     except NoFaceError:
         raise NoFaceError(f"no face found in {name}: give photos with one clear, frontal face") from None
     stable = list(range(27, 48))
-    to_frame = similarity_transform(landmarks[stable], reference[stable])
+    to_frame = _zoom_to_fill(similarity_transform(landmarks[stable], reference[stable]), image.shape)
     framed = _apply_points(to_frame, landmarks)
     rig = FaceRig(image, to_frame, framed, name=name)
     if rig.mouth_width < 20:
         raise TalkfaceError(f"{name}: the face's landmarks look wrong (mouth {rig.mouth_width:.0f} px wide)")
     return rig
+
+
+def _zoom_to_fill(to_frame: np.ndarray, photo_shape: tuple, max_zoom: float = 1.6) -> np.ndarray:
+    """Zoom in (about the frame centre) until the frame, with a margin for the per-clip pose,
+    lies inside the photo: a tight face crop then fills the frame instead of being padded.
+    Beyond `max_zoom` the photo's border pixels are repeated instead."""
+    height, width = photo_shape[:2]
+    margin = 0.1 * FRAME_SIZE
+    corners = np.array([[-margin, -margin], [FRAME_SIZE + margin, -margin],
+                        [-margin, FRAME_SIZE + margin], [FRAME_SIZE + margin, FRAME_SIZE + margin]])
+    centre = FRAME_SIZE / 2
+    zoomed = to_frame
+    for zoom in np.arange(1.0, max_zoom + 1e-6, 0.05):
+        zoomed = np.vstack([to_frame * zoom, [0.0, 0.0, 1.0]])[:2]
+        zoomed[:, 2] += centre * (1 - zoom)
+        inside = _apply_points(cv2.invertAffineTransform(zoomed), corners)
+        if inside.min() >= 0 and inside[:, 0].max() <= width - 1 and inside[:, 1].max() <= height - 1:
+            break
+    return zoomed
 
 
 def _detection_size(image: np.ndarray, longest: int = 1024) -> tuple[np.ndarray, float]:
@@ -379,7 +399,7 @@ def _colour_table(look: ClipLook) -> np.ndarray:
 CAVITY_EDGE = np.array([112, 46, 52], np.float32)  # lit inner lip / mouth wall
 CAVITY_DEEP = np.array([34, 10, 14], np.float32)  # the back of the mouth
 TONGUE = np.array([160, 78, 84], np.float32)
-TEETH = np.array([206, 198, 184], np.float32)
+TEETH = np.array([190, 180, 166], np.float32)
 SEAM = np.array([96, 44, 48], np.float32)  # the dark line where closed lips meet
 SUBPIXEL = 8  # cv2.fillPoly `shift=3`: polygon corners at 1/8 pixel
 
@@ -425,11 +445,11 @@ def _paint_mouth(image: np.ndarray, inner: np.ndarray, mouth_width: float) -> No
         fill = fill + (TONGUE * (0.85 - 0.25 * depth) - fill) * tongue[..., None]
 
         # Upper teeth: a band under the upper lip, short of the corners, shaded at the sides.
-        teeth_height = min(0.25 * gap, 0.07 * mouth_width)
-        teeth = _band_mask(upper - origin, teeth_height, size, narrow=0.2)
-        teeth = cv2.GaussianBlur(teeth, (0, 0), 0.6) * float(np.clip(gap / 3.0, 0.0, 1.0))
+        teeth_height = min(0.22 * gap, 0.06 * mouth_width)
+        teeth = _teeth_mask(upper - origin, teeth_height, size)
+        teeth = cv2.GaussianBlur(teeth, (0, 0), 0.6) * float(np.clip(gap / 4.0, 0.0, 0.9))
         side = np.clip(np.abs(xs - centre[0]) / half_width, 0.0, 1.0)
-        teeth_colour = TEETH * (1.0 - 0.35 * side**2)[..., None]
+        teeth_colour = TEETH * (1.0 - 0.45 * side**2)[..., None]
         fill = fill + (teeth_colour - fill) * teeth[..., None]
 
         alpha = (cavity * min(1.0, gap / 1.5))[..., None]
@@ -464,11 +484,12 @@ def _polyline_mask(points: np.ndarray, size: tuple[int, int], thickness: int) ->
     return mask.astype(np.float32) / 255.0
 
 
-def _band_mask(edge: np.ndarray, offset: float, size: tuple[int, int], narrow: float) -> np.ndarray:
-    """The band between a lip edge and the same edge moved `offset` px down (up if negative),
-    pulled in by `narrow` of its width at both ends (teeth and tongue stop short of the corners)."""
-    centre_x = edge[:, 0].mean()
-    shifted = edge.copy()
-    shifted[:, 0] = centre_x + (edge[:, 0] - centre_x) * (1.0 - narrow)
-    shifted[:, 1] += offset
-    return _polygon_mask(np.vstack([edge, shifted[::-1]]), size)
+def _teeth_mask(upper: np.ndarray, height: float, size: tuple[int, int]) -> np.ndarray:
+    """Under the upper lip's edge down to a smooth arc (a parabola fitted to that edge, lowered
+    by `height`), stopping short of the corners: the row of upper teeth."""
+    xs = upper[:, 0]
+    arc = np.polyfit(xs, upper[:, 1], 2) if np.ptp(xs) > 1e-3 else np.array([0.0, 0.0, upper[:, 1].mean()])
+    inner_xs = np.linspace(xs.min(), xs.max(), 12)
+    inner_xs = inner_xs.mean() + (inner_xs - inner_xs.mean()) * 0.8
+    bottom = np.stack([inner_xs, np.polyval(arc, inner_xs) + height], axis=1)
+    return _polygon_mask(np.vstack([upper, bottom[::-1]]), size)
