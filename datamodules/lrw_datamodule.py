@@ -7,6 +7,7 @@ batch size is global: it is split over all devices of all nodes.
 
 from __future__ import annotations
 
+import fcntl
 import json
 from pathlib import Path
 
@@ -25,6 +26,7 @@ class LRWDataModule(L.LightningDataModule):
         num_workers: int = 2,
         fields: list[str] | None = None,
         raw_dir: str | None = None,
+        sample: dict | None = None,
         prepare_workers: int = 2,
         prepare_backend: str = "dlib",
         prepare_crop: int = 128,
@@ -34,6 +36,7 @@ class LRWDataModule(L.LightningDataModule):
         landmark_jitter: float = 0.0,
         color_jitter: float = 0.0,
         max_shift: int = 0,
+        reference_frame: str = "random",
         shuffle_seed: int = 42,
     ) -> None:
         """
@@ -43,8 +46,13 @@ class LRWDataModule(L.LightningDataModule):
             fields: data fields to load; default: what the LightningModule's `data_fields` asks for.
             raw_dir: a raw dataset (LRW layout, GRID or a video folder); when given and `data_dir`
                 is not prepared yet, `prepare_data` prepares it once (on one process).
+            sample: settings of the built-in sample (e.g. {num_words: 20, train: 12, val: 3,
+                test: 3, seed: 0}); when given and `raw_dir` does not exist yet, the sample is
+                built there first, so a config runs from nothing.
             landmark_jitter, color_jitter, max_shift: training-only augmentation (stage 1 landmark
                 noise in normalised units; stage 2 colour gain and pixel shifts).
+            reference_frame: which frame gives the identity in training, "random" (default) or
+                "first"; validation and test always use the first frame.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -76,9 +84,37 @@ class LRWDataModule(L.LightningDataModule):
         return list(self.meta["vocabulary"])
 
     def prepare_data(self) -> None:
+        self.ensure_prepared()
+
+    def ensure_prepared(self) -> None:
+        """Build the sample and prepare `raw_dir` when asked to and not done yet.
+
+        Every process may call this (the CLI needs the vocabulary before Lightning's
+        `prepare_data` runs); a file lock lets one process do the work while the others wait.
+        """
         if self.hparams.raw_dir is None or (self.data_dir / "meta.json").exists():
             return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.data_dir / ".prepare.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if not (self.data_dir / "meta.json").exists():
+                    self._prepare()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _prepare(self) -> None:
         from talkface.prepare import PrepareSettings, prepare_dataset
+
+        raw_dir = Path(self.hparams.raw_dir)
+        if self.hparams.sample is not None:  # idempotent: finished clips are kept
+            from talkface.sample import build_sample
+
+            settings = dict(self.hparams.sample)
+            splits = {k: settings.pop(k) for k in ("train", "val", "test") if k in settings}
+            build_sample(raw_dir, splits=splits or None, progress=False, **settings)
+        if not raw_dir.exists():
+            raise TalkfaceError(f"raw_dir {raw_dir} not found (build it with `talkface sample --out {raw_dir}`)")
 
         prepare_dataset(
             PrepareSettings(
@@ -143,6 +179,7 @@ class LRWDataModule(L.LightningDataModule):
             landmark_jitter=self.hparams.landmark_jitter,
             color_jitter=self.hparams.color_jitter,
             max_shift=self.hparams.max_shift,
+            reference=self.hparams.reference_frame,
         )
         return StreamingDataset(
             str(folder), shuffle=train, drop_last=train, seed=self.hparams.shuffle_seed, transform=transform

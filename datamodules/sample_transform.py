@@ -37,6 +37,7 @@ class SampleTransform:
         landmark_jitter: float = 0.0,
         color_jitter: float = 0.0,
         max_shift: int = 0,
+        reference: str = "random",
     ) -> None:
         unknown = set(fields) - set(ALL_FIELDS)
         if unknown:
@@ -50,11 +51,14 @@ class SampleTransform:
         self.landmark_jitter = landmark_jitter if train else 0.0
         self.color_jitter = color_jitter if train else 0.0
         self.max_shift = max_shift if train else 0
+        if reference not in ("random", "first"):
+            raise ValueError(f"reference must be 'random' or 'first', got {reference!r}")
+        self.reference = reference if train else "first"
 
     def __call__(self, item: dict) -> dict:
         landmarks = torch.from_numpy(np.asarray(item["landmarks_norm"], np.float32))
         num_frames = len(landmarks)
-        reference = int(torch.randint(num_frames, ())) if self.train else 0
+        reference = int(torch.randint(num_frames, ())) if self.reference == "random" else 0
         shift = self._shift(item)
         if shift is not None:
             landmarks = landmarks + shift / float(self.crop_size)

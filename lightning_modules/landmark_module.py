@@ -68,6 +68,7 @@ class LandmarkModule(L.LightningModule):
         self.generator = AudioToLandmarks(feature_dim, audio_dim, hidden, layers, temporal, output, pca_components, dropout)
         self.word_detector = WordDetector(num_words, detector_hidden, audio_dim=audio_dim)
         self.losses = LossComposer(DEFAULT_LOSSES if losses is None else losses)
+        self.losses.attach(self)
         if detector == "frozen":
             self._load_frozen_detector(detector_checkpoint)
         self.val_metrics = self._metrics("val/")

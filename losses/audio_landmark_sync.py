@@ -23,7 +23,6 @@ class AudioLandmarkSync(LossTerm):
     def __init__(
         self,
         weight: float = 0.1,
-        audio_dim: int = 256,
         embed_dim: int = 64,
         temperature: float = 0.1,
         min_offset: int = 2,
@@ -31,10 +30,15 @@ class AudioLandmarkSync(LossTerm):
     ) -> None:
         """`min_offset`: negatives are at least this many frames away (neighbours look alike)."""
         super().__init__(weight, start_step)
-        self.audio_projection = nn.Sequential(nn.Linear(audio_dim, embed_dim), nn.ReLU(), nn.Linear(embed_dim, embed_dim))
+        self.embed_dim = embed_dim
+        self.audio_projection: nn.Module | None = None  # sized from the model in `attach`
         self.landmark_projection = nn.Sequential(nn.Linear(40, embed_dim), nn.ReLU(), nn.Linear(embed_dim, embed_dim))
         self.temperature = temperature
         self.min_offset = min_offset
+
+    def attach(self, module: nn.Module) -> None:
+        audio_dim = module.hparams.audio_dim
+        self.audio_projection = nn.Sequential(nn.Linear(audio_dim, self.embed_dim), nn.ReLU(), nn.Linear(self.embed_dim, self.embed_dim))
 
     def compute(self, outputs: dict, batch: dict) -> torch.Tensor:
         mouth = outputs["landmarks"][:, :, 48:68].flatten(2)  # (B, T, 40)

@@ -28,6 +28,10 @@ class LossTerm(nn.Module):
     def active(self, step: int) -> bool:
         return self.weight != 0.0 and step >= self.start_step
 
+    def attach(self, module: nn.Module) -> None:
+        """Called once by the LightningModule that owns this term, before training: a term with
+        parameters of its own can size them from the model here (e.g. its embedding width)."""
+
     def compute(self, outputs: dict, batch: dict) -> torch.Tensor:
         raise NotImplementedError
 

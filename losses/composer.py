@@ -17,6 +17,10 @@ class LossComposer(nn.Module):
         super().__init__()
         self.terms = nn.ModuleDict({name: build_loss(spec) for name, spec in terms.items()})
 
+    def attach(self, module: nn.Module) -> None:
+        for term in self.terms.values():
+            term.attach(module)
+
     @property
     def batch_fields(self) -> set[str]:
         return {field for term in self.terms.values() for field in term.batch_fields}

@@ -25,14 +25,16 @@ class TemporalResidual(LossTerm):
         mouth_weight: float = 3.0,
         norm: str = "l2",
         start_step: int = 0,
+        scale: float = 256.0,
     ) -> None:
         super().__init__(weight, start_step)
+        self.scale = scale
         self.second_order_weight = second_order_weight
         self.mouth_weight = mouth_weight
         self.norm = norm
 
     def _distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        error = a - b
+        error = (a - b) * self.scale  # pixels of a `scale` crop, like the reconstruction term
         per_point = error.abs().sum(-1) if self.norm == "l1" else error.pow(2).sum(-1)
         return (per_point * point_weights(self.mouth_weight, error.device)).mean()
 

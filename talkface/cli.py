@@ -22,12 +22,22 @@ SUBCOMMANDS = {
 }
 
 
+LIGHTNING_HELP = {
+    "fit": "Train a stage from a config: talkface fit -c configs/landmark/sample.yaml",
+    "validate": "Validate a checkpoint: talkface validate -c CONFIG --ckpt_path CKPT",
+    "test": "Test a checkpoint on the test split: talkface test -c CONFIG --ckpt_path CKPT",
+    "predict": "Predict with a checkpoint: talkface predict -c CONFIG --ckpt_path CKPT",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="talkface",
         description="Talking-face generation through predicted facial landmarks.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, doc in LIGHTNING_HELP.items():  # handled by the Lightning CLI (see main)
+        commands.add_parser(name, help=doc, add_help=False)
     for name, module in SUBCOMMANDS.items():
         doc = (module.__doc__ or "").strip().splitlines()[0]
         sub = commands.add_parser(name, help=doc, description=doc)
@@ -36,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in LIGHTNING_HELP:
+        from talkface.training_cli import run_lightning
+
+        return run_lightning(argv)
     args = build_parser().parse_args(argv)
     try:
         return int(SUBCOMMANDS[args.command].run(args) or 0)

@@ -1,0 +1,83 @@
+"""`talkface fit | validate | test | predict`: the Lightning CLI for both stages.
+
+One LightningCLI subclass: the config's `model.class_path` picks the stage (LandmarkModule or
+FaceGenModule), `data` is always the shared LRWDataModule, and values both sides need (the
+vocabulary size) are linked from the data instead of being written twice. Configs are parsed in
+omegaconf mode, so `${...}` interpolation works inside a file.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from jsonargparse import ArgumentParser
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+
+from datamodules import LRWDataModule
+from talkface.errors import TalkfaceError
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+
+class SaveConfigEverywhere(SaveConfigCallback):
+    """Saves the resolved config beside the run (config.yaml) and inside every checkpoint."""
+
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict) -> None:
+        checkpoint["talkface_config"] = self.parser.dump(self.config, skip_none=False)
+
+
+class TalkfaceCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser: ArgumentParser) -> None:
+        # Only LandmarkModule has num_words; for other modules jsonargparse skips the link.
+        parser.link_arguments("data", "model.init_args.num_words", compute_fn=_num_words, apply_on="instantiate")
+
+
+def _num_words(data: LRWDataModule) -> int:
+    data.ensure_prepared()  # the vocabulary is known once the data is prepared
+    return max(data.num_words, 1)
+
+
+def run_lightning(argv: list[str]) -> int:
+    """Run one Lightning subcommand; user errors become one line and exit code 2."""
+    try:
+        TalkfaceCLI(
+            LightningModule,
+            LRWDataModule,
+            subclass_mode_model=True,
+            save_config_callback=SaveConfigEverywhere,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"parser_mode": "omegaconf", "exit_on_error": False},
+            args=argv,
+            auto_configure_optimizers=False,
+        )
+    except Exception as error:
+        user_error = _find_user_error(error)
+        if user_error is not None:
+            return _fail(argv[0], str(user_error))
+        # jsonargparse reports config mistakes (unknown key, wrong type) as ArgumentError.
+        if type(error).__name__ in ("ArgumentError", "NSKeyError") or "jsonargparse" in type(error).__module__:
+            return _fail(argv[0], _one_line(str(error)))
+        raise
+    return 0
+
+
+def _find_user_error(error: BaseException | None) -> TalkfaceError | None:
+    """A TalkfaceError raised anywhere below (jsonargparse and Lightning wrap exceptions)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, TalkfaceError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _one_line(message: str) -> str:
+    lines = [line.strip(" -") for line in message.strip().splitlines() if line.strip()]
+    return "; ".join(dict.fromkeys(lines))[:600]
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"talkface {command}: error: {message}", file=sys.stderr)
+    return 2
