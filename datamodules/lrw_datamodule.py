@@ -127,15 +127,19 @@ class LRWDataModule(L.LightningDataModule):
             )
         )
 
-    def setup(self, stage: str | None = None) -> None:
-        """Safe to call more than once: datasets are built once per split."""
-        world_size = self.trainer.world_size if self.trainer is not None else 1
+    def check_batch_size(self, world_size: int) -> int:
+        """The per-device batch size; an error when the global one does not divide evenly."""
         if self.batch_size % world_size:
             raise TalkfaceError(
                 f"global batch size {self.batch_size} does not divide over {world_size} devices; "
                 f"use a multiple of {world_size}"
             )
-        self.per_device_batch_size = self.batch_size // world_size
+        return self.batch_size // world_size
+
+    def setup(self, stage: str | None = None) -> None:
+        """Safe to call more than once: datasets are built once per split."""
+        world_size = self.trainer.world_size if self.trainer is not None else 1
+        self.per_device_batch_size = self.check_batch_size(world_size)
         wanted = {
             "fit": (self.hparams.train_split, self.hparams.val_split),
             "validate": (self.hparams.val_split,),

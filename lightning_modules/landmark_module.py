@@ -73,6 +73,11 @@ class LandmarkModule(L.LightningModule):
             self._load_frozen_detector(detector_checkpoint)
         self.val_metrics = self._metrics("val/")
         self.test_metrics = self._metrics("test/")
+        # The trivial baseline, measured on the same clips: the identity landmarks held still.
+        self.baseline_metrics = MetricCollection(
+            {"lmd_mouth": LandmarkDistance("mouth"), "lmd_face": LandmarkDistance("face"), "velocity_error": LandmarkVelocityError("mouth")},
+            prefix="test/still_identity/",
+        )
         self.validation_samples: dict[str, torch.Tensor | list] = {}
 
     def _metrics(self, prefix: str) -> MetricCollection:
@@ -160,6 +165,10 @@ class LandmarkModule(L.LightningModule):
 
     def test_step(self, batch: dict, batch_index: int) -> None:
         self._evaluate(batch, self.test_metrics)
+        still = batch["identity_landmarks"][:, None].expand_as(batch["landmarks"])
+        for metric in self.baseline_metrics.values():
+            metric.update(still, batch["landmarks"])
+        self.log_dict(self.baseline_metrics, batch_size=len(still))
 
     def predict_step(self, batch: dict, batch_index: int) -> dict:
         return {"id": batch["id"], "landmarks": self(batch["audio_windows"], batch["identity_landmarks"])}

@@ -9,6 +9,7 @@ omegaconf mode, so `${...}` interpolation works inside a file.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from jsonargparse import ArgumentParser
 from lightning.pytorch import LightningModule, Trainer
@@ -33,6 +34,48 @@ class TalkfaceCLI(LightningCLI):
         parser.link_arguments("data", "model.init_args.num_words", compute_fn=_num_words, apply_on="instantiate")
 
 
+    # Checked before Lightning starts its processes, so the mistake is reported once, plainly.
+    def before_fit(self) -> None:
+        self.datamodule.check_batch_size(self.trainer.world_size)
+        self._resolve_checkpoint_alias()
+
+    def _resolve_checkpoint_alias(self) -> None:
+        """`--ckpt_path last` / `best` across runs: every run gets a new log version folder, so
+        Lightning alone would only look in the new (empty) one. Here `last` is the newest
+        last.ckpt under the run's root, and `best` the best checkpoint that one recorded."""
+        kwargs = self.config_init[self.subcommand]
+        alias = kwargs.get("ckpt_path")
+        if alias not in ("last", "best"):
+            return
+        root = Path(self.trainer.default_root_dir)
+        candidates = sorted(root.rglob("last.ckpt"), key=lambda p: p.stat().st_mtime)
+        if not candidates:
+            if alias == "last" and self.subcommand == "fit":
+                print(f"talkface fit: no last.ckpt under {root} yet; starting a new run", file=sys.stderr)
+                kwargs["ckpt_path"] = None
+                return
+            raise TalkfaceError(f"--ckpt_path {alias}: no checkpoint under {root}; train first or give a path")
+        path = candidates[-1]
+        if alias == "best":
+            path = _best_recorded_in(path)
+        print(f"talkface {self.subcommand}: using checkpoint {path}", file=sys.stderr)
+        kwargs["ckpt_path"] = str(path)
+
+    before_validate = before_test = before_predict = before_fit
+
+
+def _best_recorded_in(last: Path) -> Path:
+    import torch
+
+    state = torch.load(last, map_location="cpu", weights_only=False)
+    for key, value in state.get("callbacks", {}).items():
+        if key.startswith("ModelCheckpoint") and value.get("best_model_path"):
+            best = Path(value["best_model_path"])
+            if best.exists():
+                return best
+    raise TalkfaceError(f"{last} records no best checkpoint (no monitored metric?); give --ckpt_path PATH")
+
+
 def _num_words(data: LRWDataModule) -> int:
     data.ensure_prepared()  # the vocabulary is known once the data is prepared
     return max(data.num_words, 1)
@@ -48,7 +91,7 @@ def run_lightning(argv: list[str]) -> int:
             save_config_callback=SaveConfigEverywhere,
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"parser_mode": "omegaconf", "exit_on_error": False},
-            args=argv,
+            args=None if argv == sys.argv[1:] else argv,  # None: Lightning reads sys.argv itself
             auto_configure_optimizers=False,
         )
     except Exception as error:

@@ -28,3 +28,16 @@ def real_files(kind: str) -> list[Path]:
 
 def needs_real_data():
     return pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real media not present at {REAL_DATA}")
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(tmp_path_factory) -> Path:
+    """A small built-in sample (4 words), prepared: the data most training tests run on."""
+    from talkface.prepare import PrepareSettings, prepare_dataset
+    from talkface.sample import build_sample
+
+    raw = tmp_path_factory.mktemp("tiny_sample")
+    build_sample(raw, num_words=4, splits={"train": 4, "val": 2, "test": 2}, seed=0, workers=2, progress=False)
+    out = tmp_path_factory.mktemp("tiny_prepared")
+    prepare_dataset(PrepareSettings(src=raw, out=out, workers=2, progress=False))
+    return out

@@ -262,6 +262,7 @@ def _check_same_settings(out: Path, layout: str, settings: PrepareSettings, wind
         "window": window,
         "stride": stride,
         "features": settings.features.to_dict(),
+        "landmark_smoothing": PipelineSettings().landmark_smoothing,
     }
     path = out / "work" / "settings.json"
     if path.exists():

@@ -151,23 +151,22 @@ def build_sample(
         for split in SPLITS
         for number in range(1, counts[split] + 1)
     ]
-    face_paths = [path for _, path, _ in faces]
-    _photo_rig(None)  # build the astronaut's rig once here: forked workers inherit it
+    context = _pool_context() if workers > 1 else None  # starts the worker server early
+    rigs = [_photo_rig(path) for _, path, _ in faces]  # landmarks found once, here
     records: dict[str, dict] = {}
     built = 0
     bar = tqdm(total=len(jobs), desc="sample", unit="clip", disable=not progress)
     try:
-        if workers <= 1 or len(jobs) <= 1:
-            _set_faces(face_paths)
+        if context is None or len(jobs) <= 1:
+            _set_rigs(rigs)
             results = (make_clip(job, out) for job in jobs)
             for clip_id, record, was_built in results:
                 records[clip_id] = record
                 built += was_built
                 bar.update()
         else:
-            context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
             with ProcessPoolExecutor(
-                max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(face_paths,)
+                max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(rigs,)
             ) as pool:
                 futures = [pool.submit(make_clip, job, out) for job in jobs]
                 try:
@@ -204,7 +203,7 @@ def make_clip(job: ClipJob, out: Path) -> tuple[str, dict, bool]:
     voice = f"{ACCENTS[rng.integers(len(ACCENTS))]}+{VARIANTS[rng.integers(len(VARIANTS))]}"
     rate, pitch, pitch_range = int(rng.integers(140, 201)), int(rng.integers(25, 76)), int(rng.integers(30, 81))
     look = random_look(rng)
-    face_index = int(rng.integers(len(_worker_faces)))
+    face_index = int(rng.integers(len(_worker_rigs)))
     loudness = float(rng.uniform(0.45, 0.85))
     noise_db = float(rng.uniform(-62.0, -48.0))
     noise_seed = int(rng.integers(2**31))
@@ -221,7 +220,7 @@ def make_clip(job: ClipJob, out: Path) -> tuple[str, dict, bool]:
     folder = out / job.word / job.split
     stem = f"{job.word}_{job.number:05d}"
     mp4, txt = folder / f"{stem}.mp4", folder / f"{stem}.txt"
-    face = _rig(face_index)
+    face = _worker_rigs[face_index]
     settings = {
         "voice": voice, "rate_wpm": rate, "pitch": pitch, "pitch_range": pitch_range,
         "loudness": round(loudness, 4), "noise_db": round(noise_db, 2),
@@ -278,26 +277,36 @@ def lrw_text(word: str, duration: float, voice: str, rate: int) -> str:
 
 # ---- faces, per worker process ------------------------------------------------------------------
 
-_worker_faces: list[Path | None] = [None]
+_worker_rigs: list[FaceRig] = []
 
 
-def _set_faces(face_paths: list[Path | None]) -> None:
-    global _worker_faces
-    _worker_faces = list(face_paths)
+def _set_rigs(rigs: list[FaceRig]) -> None:
+    global _worker_rigs
+    _worker_rigs = list(rigs)
 
 
-def _init_worker(face_paths: list[Path | None]) -> None:
-    """A pool worker: knows the face photos, computes on one thread (the workers are the parallelism)."""
+def _init_worker(rigs: list[FaceRig]) -> None:
+    """A pool worker: gets the face rigs, computes on one thread (the workers are the parallelism)."""
     import cv2
     import torch
 
-    _set_faces(face_paths)
+    _set_rigs(rigs)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
 
 
-def _rig(index: int) -> FaceRig:
-    return _photo_rig(_worker_faces[index])
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """Workers come from a fresh forkserver, never forked from the caller: a process that has
+    used OpenCV's or OpenMP's thread pools hangs its forked children when they use them again.
+    The server imports the heavy modules once; each worker is then a cheap fork of it."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    from multiprocessing import forkserver
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["talkface.sample.builder", "talkface.media"])
+    forkserver.ensure_running()  # its imports (~2 s) overlap with the caller's face detection
+    return context
 
 
 @lru_cache(maxsize=None)
@@ -324,7 +333,7 @@ def _face_sources(faces_dir: str | Path | None) -> list[tuple[str, Path | None, 
     from talkface.media import read_image
 
     for path in photos:
-        _photo_rig(path.resolve())  # raises NoFaceError naming the photo; kept for forked workers
+        _photo_rig(path.resolve())  # raises NoFaceError naming the photo
         faces.append((path.name, path.resolve(), hashlib.sha1(path.read_bytes()).hexdigest()))
     return faces
 

@@ -1,0 +1,5 @@
+"""Lightning callbacks."""
+
+from callbacks.video_samples import VideoSamples
+
+__all__ = ["VideoSamples"]
