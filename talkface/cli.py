@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from talkface.commands import ablate as ablate_command
 from talkface.commands import inspect as inspect_command
 from talkface.commands import prepare as prepare_command
 from talkface.commands import sample as sample_command
@@ -19,6 +20,7 @@ SUBCOMMANDS = {
     "sample": sample_command,
     "inspect": inspect_command,
     "prepare": prepare_command,
+    "ablate": ablate_command,
 }
 
 

@@ -124,6 +124,8 @@ def build_sample(
 
     `splits` gives clips per word per split (e.g. {"train": 3, "val": 1, "test": 1}); without it
     `clips_per_word` is divided about 60/20/20. `faces_dir` adds face photos to the astronaut.
+    With `workers` > 1 the clips are made in worker processes started by a forkserver, so a
+    script calling this needs the usual `if __name__ == "__main__":` guard.
     """
     started = time.perf_counter()
     out = Path(out)
@@ -151,35 +153,16 @@ def build_sample(
         for split in SPLITS
         for number in range(1, counts[split] + 1)
     ]
-    context = _pool_context() if workers > 1 else None  # starts the worker server early
-    rigs = [_photo_rig(path) for _, path, _ in faces]  # landmarks found once, here
+    to_render = sum(not _clip_files_exist(out, job) for job in jobs)  # the rest only re-synthesise
+    context = _pool_context() if workers > 1 and to_render > 1 else None  # starts its server early
+    rigs = [_photo_rig(path, digest) for _, path, digest in faces]  # landmarks found once, here
     records: dict[str, dict] = {}
     built = 0
-    bar = tqdm(total=len(jobs), desc="sample", unit="clip", disable=not progress)
-    try:
-        if context is None or len(jobs) <= 1:
-            _set_rigs(rigs)
-            results = (make_clip(job, out) for job in jobs)
-            for clip_id, record, was_built in results:
-                records[clip_id] = record
-                built += was_built
-                bar.update()
-        else:
-            with ProcessPoolExecutor(
-                max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(rigs,)
-            ) as pool:
-                futures = [pool.submit(make_clip, job, out) for job in jobs]
-                try:
-                    for future in as_completed(futures):
-                        clip_id, record, was_built = future.result()
-                        records[clip_id] = record
-                        built += was_built
-                        bar.update()
-                except BaseException:
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise
-    finally:
-        bar.close()
+    with tqdm(total=len(jobs), desc="sample", unit="clip", disable=not progress) as bar:
+        for clip_id, record, was_built in _make_clips(jobs, out, rigs, workers, context):
+            records[clip_id] = record
+            built += was_built
+            bar.update()
 
     if previous:  # a resumed or extended build: the folder holds the union
         info["words"] = sorted(set(previous.get("words", [])) | set(chosen))
@@ -189,6 +172,22 @@ def build_sample(
     existing.update(records)
     _write_json(out / VISEMES_FILE, existing)
     return SampleSummary(out, len(chosen), len(jobs), built, len(jobs) - built, time.perf_counter() - started)
+
+
+def _make_clips(jobs: list[ClipJob], out: Path, rigs: list[FaceRig], workers: int, context):
+    """Yield `make_clip` results, in this process or from `workers` processes (any order)."""
+    if context is None:
+        _set_rigs(rigs)
+        yield from (make_clip(job, out) for job in jobs)
+        return
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(rigs,)) as pool:
+        futures = [pool.submit(make_clip, job, out) for job in jobs]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        except BaseException:  # an error or Ctrl-C: drop the clips not started yet
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 # ---- one clip ---------------------------------------------------------------------------------
@@ -217,16 +216,14 @@ def make_clip(job: ClipJob, out: Path) -> tuple[str, dict, bool]:
     track = viseme_track(speech.phonemes, NUM_FRAMES, offset=offset)
     word_start, word_end = speech.word_start + offset, speech.word_end + offset
 
-    folder = out / job.word / job.split
-    stem = f"{job.word}_{job.number:05d}"
-    mp4, txt = folder / f"{stem}.mp4", folder / f"{stem}.txt"
+    mp4, txt = _clip_files(out, job)
     face = _worker_rigs[face_index]
     settings = {
         "voice": voice, "rate_wpm": rate, "pitch": pitch, "pitch_range": pitch_range,
         "loudness": round(loudness, 4), "noise_db": round(noise_db, 2),
         "face": face.name, "look": look.as_dict(),
     }
-    built = not (mp4.is_file() and txt.is_file())
+    built = not _clip_files_exist(out, job)
     if built:
         frames = face.render_clip(track.openness, track.spread, track.rounding, look, FPS)
         from talkface.media import write_mp4  # PyAV: imported where it is used
@@ -243,6 +240,17 @@ def make_clip(job: ClipJob, out: Path) -> tuple[str, dict, bool]:
         "settings": settings,
     }
     return job.clip_id, record, built
+
+
+def _clip_files(out: Path, job: ClipJob) -> tuple[Path, Path]:
+    folder = out / job.word / job.split
+    stem = f"{job.word}_{job.number:05d}"
+    return folder / f"{stem}.mp4", folder / f"{stem}.txt"
+
+
+def _clip_files_exist(out: Path, job: ClipJob) -> bool:
+    """A clip is complete when both files exist (each is written atomically, the .txt last)."""
+    return all(path.is_file() for path in _clip_files(out, job))
 
 
 def place_word(speech: Speech, loudness: float, noise_db: float, rng: np.random.Generator) -> tuple[np.ndarray, float]:
@@ -304,14 +312,14 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     from multiprocessing import forkserver
 
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["talkface.sample.builder", "talkface.media"])
+    context.set_forkserver_preload(["talkface.sample.builder", "talkface.media", "torchaudio"])
     forkserver.ensure_running()  # its imports (~2 s) overlap with the caller's face detection
     return context
 
 
 @lru_cache(maxsize=None)
-def _photo_rig(path: Path | None) -> FaceRig:
-    """Rigs are built on first use in each process and kept."""
+def _photo_rig(path: Path | None, digest: str = "") -> FaceRig:
+    """The rig of a photo (None: the astronaut), kept per path and content."""
     if path is None:
         return astronaut_rig()
     from talkface.media import read_image
@@ -330,11 +338,10 @@ def _face_sources(faces_dir: str | Path | None) -> list[tuple[str, Path | None, 
     photos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not photos:
         raise TalkfaceError(f"{folder} holds no photos ({', '.join(IMAGE_SUFFIXES)})")
-    from talkface.media import read_image
-
     for path in photos:
-        _photo_rig(path.resolve())  # raises NoFaceError naming the photo
-        faces.append((path.name, path.resolve(), hashlib.sha1(path.read_bytes()).hexdigest()))
+        digest = hashlib.sha1(path.read_bytes()).hexdigest()
+        _photo_rig(path.resolve(), digest)  # raises NoFaceError naming the photo
+        faces.append((path.name, path.resolve(), digest))
     return faces
 
 

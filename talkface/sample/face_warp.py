@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -109,12 +108,11 @@ class FaceRig:
         neck = self.landmarks[8] + np.array([[0.0, 1.3], [-0.8, 1.1], [0.8, 1.1]]) * w
         cheeks = self.landmarks[[4, 12]] + np.array([[-0.6, 0.0], [0.6, 0.0]]) * w
         self._pins = np.vstack([self.landmarks[list(_PINNED)], neck, cheeks])
-        # The part of the frame a mouth movement can reach (frame pixels): lips and jaw + 3 sigma.
+        # The part of the frame a mouth movement can reach (frame pixels): lips and jaw, plus
+        # the widest opening, plus 2.5 sigma (where the Gaussian fields have faded out).
         moving = self.landmarks[list(_JAW + _CORNERS + _UPPER_LIP + _LOWER_LIP)]
         reach = 2.5 * self.sigma + MAX_GAP * w
         self._reach = (moving.min(axis=0) - reach, moving.max(axis=0) + reach)
-        pixels = np.arange(FRAME_SIZE, dtype=np.float32)
-        self._pix_x, self._pix_y = np.meshgrid(pixels, pixels)
 
     # ---- the mouth model -------------------------------------------------------------------
 
@@ -160,19 +158,20 @@ class FaceRig:
         moved = self.moved_landmarks(openness, spread, rounding)
         pose = _pose_matrix(look, time_s)  # frame pixels -> output pixels
         # Backward map: output pixel -> frame position (pose undone) -> minus the mouth
-        # displacement -> photo pixel.
-        frame_x, frame_y = _apply(cv2.invertAffineTransform(pose), self._pix_x, self._pix_y)
+        # displacement -> photo pixel. Both steps are affine except the displacement, which
+        # only exists in a window around the mouth.
+        unpose = cv2.invertAffineTransform(pose)
+        pix_x, pix_y = _pixel_grid()
+        map_x, map_y = _apply(_compose(self.from_frame, unpose), pix_x, pix_y)
         top, bottom, left, right = self._mouth_window(pose)
-        if bottom > top and right > left:
-            window_x, window_y = frame_x[top:bottom, left:right], frame_y[top:bottom, left:right]
-            shift_x, shift_y = self._displacement(moved, window_x, window_y)
-            window_x -= shift_x
-            window_y -= shift_y
-        map_x, map_y = _apply(self.from_frame, frame_x, frame_y)
-        image = cv2.remap(
-            self.image, map_x.astype(np.float32), map_y.astype(np.float32),
-            interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE,
-        )
+        at_rest = max(openness, spread, rounding) < 1e-3  # nothing moves: no displacement
+        if bottom > top and right > left and not at_rest:
+            window = (slice(top, bottom), slice(left, right))
+            shift_x, shift_y = self._displacement(moved, *_apply(unpose, pix_x[window], pix_y[window]))
+            (a, b, _), (c, d, _) = self.from_frame.tolist()
+            map_x[window] -= a * shift_x + b * shift_y
+            map_y[window] -= c * shift_x + d * shift_y
+        image = cv2.remap(self.image, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         _paint_mouth(image, _apply_points(pose, moved[60:68]), self.mouth_width * look.scale)
         return cv2.LUT(image, _colour_table(look))
 
@@ -362,6 +361,20 @@ def _apply(matrix: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarr
     """A 2x3 affine matrix applied to coordinate arrays (python floats keep float32 arrays float32)."""
     (a, b, c), (d, e, f) = np.asarray(matrix, np.float64).tolist()
     return a * xs + b * ys + c, d * xs + e * ys + f
+
+
+def _compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The 2x3 affine matrix of `outer` after `inner`."""
+    return (np.vstack([outer, [0.0, 0.0, 1.0]]) @ np.vstack([inner, [0.0, 0.0, 1.0]]))[:2]
+
+
+@lru_cache(maxsize=1)
+def _pixel_grid() -> tuple[np.ndarray, np.ndarray]:
+    """Output pixel coordinates (x, y), float32 (256, 256) each; read-only, shared."""
+    pixels = np.arange(FRAME_SIZE, dtype=np.float32)
+    grid_x, grid_y = np.meshgrid(pixels, pixels)
+    grid_x.flags.writeable = grid_y.flags.writeable = False
+    return grid_x, grid_y
 
 
 def _apply_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-import torch
-import torchaudio
 
 from talkface import SAMPLE_RATE
 from talkface.errors import TalkfaceError
@@ -202,6 +200,8 @@ def synthesize(
         native_rate = engine.rate
     if len(raw) == 0:
         raise TalkfaceError(f"espeak-ng produced no audio for {text!r}")
+    import torch  # here, not at the top: a process that only builds clips elsewhere skips it
+
     audio = torch.from_numpy(raw.astype(np.float32) / 32768.0)
     with torch.no_grad():
         audio = _resampler(native_rate, sample_rate)(audio).numpy()
@@ -211,8 +211,10 @@ def synthesize(
 
 
 @lru_cache(maxsize=4)
-def _resampler(source_rate: int, target_rate: int) -> torchaudio.transforms.Resample:
+def _resampler(source_rate: int, target_rate: int):
     """torchaudio's resampler, kept: building its sinc kernel costs ~100 ms, using it ~1 ms."""
+    import torchaudio
+
     return torchaudio.transforms.Resample(source_rate, target_rate)
 
 

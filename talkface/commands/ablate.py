@@ -1,0 +1,95 @@
+"""Train one stage-1 recipe with the paper's loss ablations and print their test metrics in one table."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from talkface.errors import TalkfaceError
+
+# The word detector term trains only the detector (on true landmarks), never the landmark
+# generator, so it is in every variant: word accuracy is then measured the same way for all.
+RECONSTRUCTION = "reconstruction: {class_path: landmark_reconstruction, init_args: {weight: 1.0, mouth_weight: 3.0}}"
+DETECTOR = "detector: {class_path: word_detector, init_args: {weight: 0.01}}"
+TEMPORAL = "temporal: {class_path: temporal_residual, init_args: {weight: 1.0}}"
+SEMANTIC = "semantic: {class_path: word_semantic, init_args: {weight: 0.01}}"
+AUDIO_WORD = "audio_word: {class_path: audio_word, init_args: {weight: 0.01}}"
+SYNC = "sync: {class_path: audio_landmark_sync, init_args: {weight: 0.01}}"
+
+VARIANTS = {
+    "reconstruction only (ATVGnet-style)": [RECONSTRUCTION, DETECTOR],
+    "+ temporal residual": [RECONSTRUCTION, DETECTOR, TEMPORAL],
+    "+ semantic (word detector)": [RECONSTRUCTION, DETECTOR, TEMPORAL, SEMANTIC],
+    "all terms (+ audio-word, + sync)": [RECONSTRUCTION, DETECTOR, TEMPORAL, SEMANTIC, AUDIO_WORD, SYNC],
+}
+COLUMNS = {"test/lmd_mouth": "mouth LMD (px)", "test/velocity_error": "velocity error (px/frame)", "test/word_acc_predicted": "word acc. (predicted)"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-c", "--config", default="configs/landmark/sample.yaml", help="stage-1 recipe")
+    parser.add_argument("--out", type=Path, default=Path("runs/ablation"), help="folder for the runs and the table")
+    parser.add_argument("--max-epochs", type=int, default=None, help="override the recipe's epochs (shorter runs)")
+    parser.add_argument("overrides", nargs="*", help="extra Lightning CLI overrides after --, e.g. -- --data.num_workers=2")
+
+
+def run(args: argparse.Namespace) -> int:
+    if not Path(args.config).is_file():
+        raise TalkfaceError(f"{args.config}: no such config")
+    rows = {}
+    for index, (name, terms) in enumerate(VARIANTS.items()):
+        root = args.out / f"variant{index}"
+        common = ["-c", args.config, "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false", *args.overrides]
+        losses = "{" + ", ".join(terms) + "}"
+        fit = ["fit", *common, "--model.init_args.losses", losses]
+        if args.max_epochs:
+            fit += ["--trainer.max_epochs", str(args.max_epochs), "--model.init_args.lr_decay_epochs", str(args.max_epochs)]
+        started = time.perf_counter()
+        print(f"talkface ablate: [{index + 1}/{len(VARIANTS)}] {name}", file=sys.stderr, flush=True)
+        _talkface(fit)
+        test = ["test", *common, "--model.init_args.losses", losses, "--ckpt_path", "best",
+                "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.init_args.save_dir", str(root / "test")]
+        _talkface(test)
+        rows[name] = _test_metrics(root / "test") | {"minutes": (time.perf_counter() - started) / 60}
+    table = markdown_table(rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "ablation.json").write_text(json.dumps(rows, indent=2))
+    (args.out / "ablation.md").write_text(table + "\n")
+    print(table)
+    return 0
+
+
+def markdown_table(rows: dict[str, dict]) -> str:
+    first = next(iter(rows.values()))
+    baseline = {k.replace("still_identity/", ""): v for k, v in first.items() if "still_identity" in k}
+    header = "| variant | " + " | ".join(COLUMNS.values()) + " |"
+    lines = [header, "|" + "---|" * (len(COLUMNS) + 1)]
+    lines.append("| identity landmarks held still (baseline) | " + " | ".join(_fmt(baseline.get(k)) for k in COLUMNS) + " |")
+    for name, values in rows.items():
+        lines.append(f"| {name} | " + " | ".join(_fmt(values.get(k)) for k in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _talkface(args: list[str]) -> None:
+    result = subprocess.run([sys.executable, "-m", "talkface.cli", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise TalkfaceError(f"`talkface {' '.join(args[:3])} ...` failed: {last}")
+
+
+def _test_metrics(folder: Path) -> dict[str, float]:
+    values = {}
+    for path in folder.rglob("metrics.csv"):
+        for row in csv.DictReader(path.open()):
+            values.update({k: float(v) for k, v in row.items() if k.startswith("test/") and v})
+    if not values:
+        raise TalkfaceError(f"no test metrics found under {folder}")
+    return values
