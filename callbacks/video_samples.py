@@ -53,11 +53,14 @@ class VideoSamples(L.Callback):
                 for p, t in zip(predicted, target)
             ])
         stride = int(samples.get("frame_stride", 1))
-        generated = samples["generated"][index]  # (T', 3, S, S) uint8
-        target = samples["target"][index]
-        reference = samples["reference"][index][None].expand_as(generated)
-        row = torch.cat([reference, generated, target], dim=-1).permute(0, 2, 3, 1).numpy()
-        return np.repeat(row, stride, axis=0)  # every n-th frame was generated: hold it n frames
+        target = samples["target"][index]  # (T, 3, S, S) uint8, every frame of the clip
+        reference = samples["reference"][index]
+        generated = samples["generated"][index]  # frames 1, 1 + stride, ... (frame 0 is the reference)
+        # Hold each generated frame until the next one, so the video keeps the clip's length and sync.
+        picks = [min((t - 1) // stride, len(generated) - 1) for t in range(1, len(target))]
+        shown = torch.cat([reference[None], generated[picks]])
+        row = torch.cat([reference[None].expand_as(shown), shown, target], dim=-1)
+        return row.permute(0, 2, 3, 1).numpy()
 
     def _log(self, trainer: L.Trainer, paths: list[tuple[str, Path]]) -> None:
         from lightning.pytorch.loggers import WandbLogger

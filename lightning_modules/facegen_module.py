@@ -67,7 +67,8 @@ class FaceGenModule(L.LightningModule):
             losses: {name: {class_path, init_args}}; an `adversarial` term switches the
                 discriminator on, without one it is not trained.
             frames_per_clip: target frames drawn from every clip per training step.
-            eval_frame_stride: validation/test generate every n-th frame of each clip.
+            eval_frame_stride: validation/test generate every n-th frame of each clip (from frame 1:
+                frame 0 is the reference).
         """
         super().__init__()
         self.save_hyperparameters()
@@ -182,8 +183,9 @@ class FaceGenModule(L.LightningModule):
 
     # ---- evaluation
     def _evaluate(self, batch: dict, metrics: MetricCollection, baseline: MetricCollection | None = None) -> torch.Tensor:
+        # Frame 0 is the reference itself in evaluation: copying it would score an infinite PSNR.
         stride = self.hparams.eval_frame_stride
-        frames, landmarks = batch["frames"][:, ::stride], batch["landmarks"][:, ::stride]
+        frames, landmarks = batch["frames"][:, 1::stride], batch["landmarks"][:, 1::stride]
         clips, count = frames.shape[:2]
         reference = to_unit(batch["reference_frame"]).repeat_interleave(count, 0)
         reference_landmarks = batch["reference_landmarks"].repeat_interleave(count, 0)
@@ -219,7 +221,7 @@ class FaceGenModule(L.LightningModule):
                 "id": list(batch["id"][:keep]),
                 "reference": batch["reference_frame"][:keep].cpu(),
                 "generated": to_uint8(generated[:keep]).cpu(),
-                "target": batch["frames"][:keep, ::stride].cpu(),
+                "target": batch["frames"][:keep].cpu(),  # every frame; generated ones are 1, 1 + stride, ...
                 "audio": batch["audio"][:keep].float().cpu(),
                 "frame_stride": stride,
             }
