@@ -34,7 +34,9 @@ class VideoSamples(L.Callback):
         samples = getattr(pl_module, "validation_samples", None)
         if not trainer.is_global_zero or not samples or (self._validations - 1) % self.every_n_val_epochs:
             return
-        folder = Path(trainer.log_dir or trainer.default_root_dir) / "videos"
+        # Not `trainer.log_dir`: under DDP it broadcasts, and a collective on rank 0 alone hangs.
+        logger_dir = getattr(trainer.logger, "log_dir", None) if trainer.logger is not None else None
+        folder = Path(logger_dir or trainer.default_root_dir) / "videos"
         paths = []
         for index, clip_id in enumerate(samples["id"][: self.max_videos]):
             frames = self._frames(samples, index)

@@ -18,6 +18,15 @@ from datamodules.sample_transform import FRAME_FIELDS, STAGE_ONE_FIELDS, SampleT
 from talkface.errors import TalkfaceError
 
 
+class EpochResumingLoader(StreamingDataLoader):
+    """Resumes at epoch granularity: restores the epoch counter (so the shuffle order moves on)
+    but not litdata's mid-epoch sample position, which after a restore left later epochs empty
+    (litdata 0.2.76). talkface checkpoints at epoch ends, so nothing is replayed or skipped."""
+
+    def load_state_dict(self, obj: dict) -> None:
+        self.current_epoch = obj.get("current_epoch", 0)
+
+
 class LRWDataModule(L.LightningDataModule):
     def __init__(
         self,
@@ -192,7 +201,7 @@ class LRWDataModule(L.LightningDataModule):
     def _loader(self, split: str) -> StreamingDataLoader:
         if split not in self.datasets:
             self.datasets[split] = self.dataset(split, train=split == self.hparams.train_split)
-        return StreamingDataLoader(
+        return EpochResumingLoader(
             self.datasets[split],
             batch_size=getattr(self, "per_device_batch_size", self.batch_size),
             num_workers=self.num_workers,

@@ -66,11 +66,15 @@ class LandmarkModule(L.LightningModule):
         if detector not in ("joint", "frozen"):
             raise TalkfaceError(f"detector must be 'joint' or 'frozen', got {detector!r}")
         self.generator = AudioToLandmarks(feature_dim, audio_dim, hidden, layers, temporal, output, pca_components, dropout)
-        self.word_detector = WordDetector(num_words, detector_hidden, audio_dim=audio_dim)
         self.losses = LossComposer(DEFAULT_LOSSES if losses is None else losses)
+        uses_audio_head = "word_logits_audio" in self.losses.output_fields
+        self.word_detector = WordDetector(num_words, detector_hidden, audio_dim=audio_dim if uses_audio_head else None)
         self.losses.attach(self)
         if detector == "frozen":
             self._load_frozen_detector(detector_checkpoint)
+        elif not self.losses.output_fields & {"word_logits_true", "word_logits_audio"}:
+            # No term trains the detector: keep it fixed (DDP needs every trainable parameter used).
+            self.word_detector.requires_grad_(False)
         self.val_metrics = self._metrics("val/")
         self.test_metrics = self._metrics("test/")
         # The trivial baseline, measured on the same clips: the identity landmarks held still.

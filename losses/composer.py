@@ -35,6 +35,11 @@ class LossComposer(nn.Module):
         values: dict[str, torch.Tensor] = {}
         for name, term in self.terms.items():
             if not term.active(step):
+                if term.weight != 0.0 and any(p.requires_grad for p in term.parameters()):
+                    # A delayed term with parameters of its own still joins the graph (at weight 0):
+                    # DDP requires every trainable parameter to take part in every backward pass.
+                    value = term(outputs, batch)
+                    total = value * 0.0 if total is None else total + value * 0.0
                 continue
             value = term(outputs, batch)
             values[name] = value.detach()

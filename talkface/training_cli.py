@@ -8,10 +8,11 @@ omegaconf mode, so `${...}` interpolation works inside a file.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import sys
 from pathlib import Path
 
-from jsonargparse import ArgumentParser
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
@@ -29,9 +30,17 @@ class SaveConfigEverywhere(SaveConfigCallback):
 
 
 class TalkfaceCLI(LightningCLI):
-    def add_arguments_to_parser(self, parser: ArgumentParser) -> None:
-        # Only LandmarkModule has num_words; for other modules jsonargparse skips the link.
-        parser.link_arguments("data", "model.init_args.num_words", compute_fn=_num_words, apply_on="instantiate")
+    def before_instantiate_classes(self) -> None:
+        """Link data facts into the model: a model that takes `num_words` gets the vocabulary
+        size of the prepared data (preparing it first when the config says how), so the
+        number is never written twice. Models without the argument are left alone."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        model_class = _import_class(config.model.class_path)
+        if "num_words" not in inspect.signature(model_class).parameters:
+            return
+        data = LRWDataModule(**config.data.as_dict())
+        data.ensure_prepared()
+        config.model.init_args.num_words = max(data.num_words, 1)
 
 
     # Checked before Lightning starts its processes, so the mistake is reported once, plainly.
@@ -64,21 +73,21 @@ class TalkfaceCLI(LightningCLI):
     before_validate = before_test = before_predict = before_fit
 
 
+def _import_class(class_path: str):
+    module, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
 def _best_recorded_in(last: Path) -> Path:
     import torch
 
     state = torch.load(last, map_location="cpu", weights_only=False)
     for key, value in state.get("callbacks", {}).items():
-        if key.startswith("ModelCheckpoint") and value.get("best_model_path"):
+        if key.startswith("ModelCheckpoint") and value.get("monitor") and value.get("best_model_path"):
             best = Path(value["best_model_path"])
             if best.exists():
                 return best
     raise TalkfaceError(f"{last} records no best checkpoint (no monitored metric?); give --ckpt_path PATH")
-
-
-def _num_words(data: LRWDataModule) -> int:
-    data.ensure_prepared()  # the vocabulary is known once the data is prepared
-    return max(data.num_words, 1)
 
 
 def run_lightning(argv: list[str]) -> int:
