@@ -20,8 +20,8 @@ from talkface.errors import TalkfaceError
 
 class EpochResumingLoader(StreamingDataLoader):
     """Resumes at epoch granularity: restores the epoch counter (so the shuffle order moves on)
-    but not litdata's mid-epoch sample position, which after a restore left later epochs empty
-    (litdata 0.2.76). talkface checkpoints at epoch ends, so nothing is replayed or skipped."""
+    but not litdata's mid-epoch sample position. talkface checkpoints at epoch ends, so a resume
+    replays and skips nothing; a mid-epoch checkpoint would restart that epoch from its start."""
 
     def load_state_dict(self, obj: dict) -> None:
         self.current_epoch = obj.get("current_epoch", 0)
