@@ -7,7 +7,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from losses.base import LossTerm
 from losses.registry import build_loss
 
 

@@ -6,9 +6,7 @@ import argparse
 from pathlib import Path
 
 from talkface import FPS, SAMPLE_RATE
-
-VIDEO_SUFFIXES = {".mp4", ".mpg", ".mpeg", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".flv"}
-AUDIO_SUFFIXES = {".wav", ".mp3", ".flac", ".ogg", ".m4a", ".aac", ".opus"}
+from talkface.media.formats import AUDIO_SUFFIXES, VIDEO_SUFFIXES
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", type=Path, help="video, audio or image files")

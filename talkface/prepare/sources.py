@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from talkface.errors import TalkfaceError
+from talkface.media.formats import VIDEO_SUFFIXES
 
-VIDEO_SUFFIXES = (".mp4", ".mpg", ".mpeg", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 LRW_SPLITS = ("train", "val", "test")
 
 # GRID's grammar: command colour preposition letter digit adverb, one letter each in the file name.
