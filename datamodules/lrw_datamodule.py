@@ -83,6 +83,12 @@ class LRWDataModule(L.LightningDataModule):
             self._meta = json.loads(path.read_text())
         return self._meta
 
+    def inference_facts(self) -> dict:
+        """What generation needs to know about the training data, stored in every checkpoint:
+        the audio features the model was trained on, the crop size and the vocabulary."""
+        meta = self.meta
+        return {"features": meta["features"], "crop_size": meta["crop_size"], "vocabulary": meta["vocabulary"]}
+
     @property
     def num_words(self) -> int:
         """Vocabulary size (500 on LRW); 0 when the data has no word labels."""

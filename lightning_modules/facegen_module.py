@@ -13,6 +13,7 @@ import lightning as L
 import torch
 from torchmetrics import MetricCollection
 
+from lightning_modules.data_facts import store_data_facts
 from losses import LossComposer
 from losses.adversarial import Adversarial
 from talkface.metrics import FramePSNR, FrameSSIM, MouthPSNR, MouthSSIM
@@ -235,6 +236,9 @@ class FaceGenModule(L.LightningModule):
             for i in range(len(batch["landmarks"]))
         ]
         return {"id": batch["id"], "frames": torch.stack(frames)}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        store_data_facts(self, checkpoint)
 
     def configure_optimizers(self):
         betas = tuple(self.hparams.betas)

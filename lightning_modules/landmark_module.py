@@ -15,6 +15,7 @@ import torch
 from torch.func import functional_call
 from torchmetrics import MetricCollection
 
+from lightning_modules.data_facts import store_data_facts
 from losses import LossComposer
 from talkface.errors import TalkfaceError
 from talkface.metrics import LandmarkDistance, LandmarkVelocityError, WordAccuracy
@@ -176,6 +177,9 @@ class LandmarkModule(L.LightningModule):
 
     def predict_step(self, batch: dict, batch_index: int) -> dict:
         return {"id": batch["id"], "landmarks": self(batch["audio_windows"], batch["identity_landmarks"])}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        store_data_facts(self, checkpoint)
 
     def configure_optimizers(self):
         parameters = [p for p in self.parameters() if p.requires_grad]

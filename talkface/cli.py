@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from talkface.commands import ablate as ablate_command
+from talkface.commands import generate as generate_command
 from talkface.commands import inspect as inspect_command
 from talkface.commands import prepare as prepare_command
 from talkface.commands import sample as sample_command
@@ -21,6 +22,7 @@ SUBCOMMANDS = {
     "inspect": inspect_command,
     "prepare": prepare_command,
     "ablate": ablate_command,
+    "generate": generate_command,
 }
 
 

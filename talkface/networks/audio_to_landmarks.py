@@ -42,11 +42,19 @@ class AudioToLandmarks(nn.Module):
         self.register_buffer("pca_components", torch.zeros(pca_components, 136))
 
     def forward(self, audio_windows: torch.Tensor, identity_landmarks: torch.Tensor) -> dict[str, torch.Tensor]:
-        batch, frames = audio_windows.shape[:2]
-        audio = self.audio_encoder(audio_windows)  # (B, T, A)
+        audio, inputs = self.temporal_inputs(audio_windows, identity_landmarks)
+        return {"landmarks": self.decode(self.temporal(inputs), identity_landmarks), "audio_embedding": audio}
+
+    def temporal_inputs(self, audio_windows: torch.Tensor, identity_landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The audio embedding (B, T, A) and the temporal model's per-frame input (B, T, A + H)."""
+        frames = audio_windows.shape[1]
+        audio = self.audio_encoder(audio_windows)
         identity = self.identity_encoder((identity_landmarks - 0.5).flatten(1))  # (B, H)
-        hidden = self.temporal(torch.cat([audio, identity[:, None].expand(-1, frames, -1)], dim=-1))
+        return audio, torch.cat([audio, identity[:, None].expand(-1, frames, -1)], dim=-1)
+
+    def decode(self, hidden: torch.Tensor, identity_landmarks: torch.Tensor) -> torch.Tensor:
+        """(B, T, hidden) temporal features → (B, T, 68, 2) landmarks around the identity."""
+        batch, frames = hidden.shape[:2]
         out = self.decoder(hidden)
         displacement = out @ self.pca_components if self.output == "pca" else out
-        landmarks = identity_landmarks[:, None] + displacement.reshape(batch, frames, 68, 2) * 0.1
-        return {"landmarks": landmarks, "audio_embedding": audio}
+        return identity_landmarks[:, None] + displacement.reshape(batch, frames, 68, 2) * 0.1

@@ -17,6 +17,7 @@ class TemporalModel(nn.Module):
             raise ValueError(f"temporal model must be lstm, conv or transformer, got {kind!r}")
         self.kind = kind
         self.hidden = hidden
+        self.layers = layers
         if kind == "lstm":
             self.net = nn.LSTM(input_dim, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
         elif kind == "conv":
@@ -29,6 +30,20 @@ class TemporalModel(nn.Module):
             self.inp = nn.Linear(input_dim, hidden)
             layer = nn.TransformerEncoderLayer(hidden, nhead=4, dim_feedforward=hidden * 2, dropout=dropout, batch_first=True)
             self.net = nn.TransformerEncoder(layer, layers)
+
+    @property
+    def stream_context(self) -> int:
+        """Frames of input each side of a frame that a chunked run must supply (see LandmarkStream).
+
+        The LSTM carries its state across chunks instead (0). The dilated convolutions see exactly
+        2**layers - 1 frames each way. The transformer attends to the whole sequence; it was
+        trained on short clips, so half a 29-frame clip each way is what it knows.
+        """
+        if self.kind == "lstm":
+            return 0
+        if self.kind == "conv":
+            return 2**self.layers - 1
+        return 14
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "lstm":

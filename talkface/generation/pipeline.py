@@ -1,0 +1,157 @@
+"""Photo + speech → talking-face mp4, streaming: memory stays flat however long the speech is.
+
+Audio is decoded in chunks; each chunk becomes feature windows (exactly as in training), then
+landmarks (the LSTM's state carried from chunk to chunk), then frames rendered a few at a time,
+pasted into the photo and encoded at once. Nothing but the current chunk is ever held. The mp4 is
+written to a temporary file and moved into place only when complete, so a failure or Ctrl-C
+leaves no partial output.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lightning_modules import FaceGenModule, LandmarkModule
+from lightning_modules.facegen_module import to_uint8, to_unit
+from talkface import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
+from talkface.audio.streaming import WindowStream
+from talkface.errors import MediaError, TalkfaceError
+from talkface.faces.paste import FacePaster
+from talkface.generation.checkpoints import feature_config, load_stage
+from talkface.generation.face_input import FaceInput, load_face
+from talkface.media.audio_stream import probe_audio, stream_audio
+from talkface.media.mp4_writer import Mp4Writer
+from talkface.networks.landmark_stream import LandmarkStream
+
+MIN_SECONDS = 0.2  # 5 frames
+SILENCE_PEAK = 10 ** (-60 / 20)  # -60 dBFS
+
+
+@dataclass
+class GenerationResult:
+    path: Path
+    frames: int
+    audio_seconds: float
+    seconds: float  # wall time from the call to the finished file (models loaded before)
+    first_frame_seconds: float  # wall time until the first frame was encoded
+    size: tuple[int, int]  # width, height
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    @property
+    def realtime_factor(self) -> float:
+        """Seconds of work per second of video (< 1: faster than real time)."""
+        return self.seconds / self.audio_seconds if self.audio_seconds else 0.0
+
+
+def generate(
+    image: str | Path | np.ndarray,
+    audio: str | Path,
+    landmark_ckpt: str | Path | LandmarkModule,
+    generator_ckpt: str | Path | FaceGenModule,
+    out: str | Path,
+    *,
+    paste_back: bool = True,
+    feather: float = 0.1,
+    backend: str = "dlib",
+    max_side: int = 1024,
+    chunk_seconds: float = 2.0,
+    render_batch: int = 8,
+    device: str = "cpu",
+    progress: bool = False,
+) -> GenerationResult:
+    """Make `out` (H.264 + AAC mp4, 25 fps) of the face in `image` speaking `audio`.
+
+    `landmark_ckpt` / `generator_ckpt` are checkpoint paths (stage 1 / stage 2) or loaded modules.
+    With `paste_back` (default) the frames are the whole photo with the generated face blended in
+    through a feathered edge of `feather` × crop size; without, the aligned face crop itself.
+    """
+    started = time.perf_counter()
+    summary = check_audio(audio)
+    landmark_model, facts = _stage(landmark_ckpt, LandmarkModule)
+    face_model, _ = _stage(generator_ckpt, FaceGenModule)
+    features = feature_config(landmark_model, facts)
+    crop_size = int(face_model.hparams.image_size)
+    face = load_face(image, crop_size, backend=backend, max_side=max_side)
+    torch_device = torch.device(device)
+    landmark_model.to(torch_device)
+    face_model.to(torch_device)
+
+    total_frames = math.ceil(summary.samples / SAMPLES_PER_FRAME)
+    paster = FacePaster(face.image, face.matrix, crop_size, feather) if paste_back else None
+    height, width = face.image.shape[:2] if paste_back else (crop_size, crop_size)
+    renderer = _Renderer(face_model, face, torch_device, render_batch)
+    windows = WindowStream(total_frames, features)
+    landmarks = LandmarkStream(landmark_model.generator, torch.from_numpy(face.landmarks).to(torch_device))
+    first_frame = None
+    bar = tqdm(total=total_frames, unit="frame", desc="generating", disable=not progress, dynamic_ncols=True)
+    written = 0
+    with Mp4Writer(out, width, height, FPS, SAMPLE_RATE) as writer, bar:
+
+        def write(points: torch.Tensor) -> None:
+            nonlocal first_frame, written
+            for crop in renderer.frames(points):
+                writer.write_frame(paster.paste(crop) if paster else crop)
+                written += 1
+                first_frame = first_frame or time.perf_counter() - started
+                bar.update(1)
+
+        chunk = max(1, round(chunk_seconds * FPS)) * SAMPLES_PER_FRAME
+        for samples in stream_audio(audio, SAMPLE_RATE, chunk):
+            writer.write_audio(samples)
+            write(landmarks.push(windows.push(samples).to(torch_device)))
+        write(landmarks.push(windows.finish().to(torch_device)))
+        write(landmarks.finish())
+        if written != total_frames:  # a bug, not a user error: never leave a short video behind
+            raise RuntimeError(f"made {written} frames for {total_frames} frames of audio")
+    return GenerationResult(
+        Path(out), written, summary.seconds, time.perf_counter() - started, first_frame or 0.0, (width, height), face.notes
+    )
+
+
+def check_audio(audio: str | Path):
+    """Refuse audio that cannot make a video, before any work or output."""
+    summary = probe_audio(audio)
+    if summary.seconds < MIN_SECONDS:
+        raise MediaError(f"{audio}: the audio is too short ({summary.seconds:.2f} s); at least {MIN_SECONDS} s is needed")
+    if summary.peak < SILENCE_PEAK:
+        raise MediaError(f"{audio}: the audio is silent (peak {summary.peak:.1e}); give a speech recording")
+    return summary
+
+
+def _stage(source, expected: type):
+    if isinstance(source, expected):
+        return source.eval(), {}
+    if isinstance(source, torch.nn.Module):
+        raise TalkfaceError(f"expected a {expected.__name__}, got a {type(source).__name__}")
+    return load_stage(source, expected)
+
+
+class _Renderer:
+    """Stage 2 on a stream of landmarks: a few frames per forward pass, the previous frame carried."""
+
+    def __init__(self, model: FaceGenModule, face: FaceInput, device: torch.device, batch: int) -> None:
+        self.model = model
+        self.batch = batch
+        self.reference = to_unit(torch.from_numpy(face.crop).permute(2, 0, 1)).to(device)
+        self.reference_landmarks = torch.from_numpy(face.landmarks).to(device)
+        self.previous = None
+
+    @torch.no_grad()
+    def frames(self, landmarks: torch.Tensor):
+        """Yields (S, S, 3) uint8 frames for (T, 68, 2) normalised landmarks."""
+        for start in range(0, len(landmarks), self.batch):
+            part = landmarks[start : start + self.batch]
+            images = self.model.render_sequence(self.reference, self.reference_landmarks, part, self.previous)
+            self.previous = images[-1:] if self.model.hparams.use_previous_frame else None
+            yield from to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()
