@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from talkface.commands import ablate as ablate_command
+from talkface.commands import evaluate as evaluate_command
 from talkface.commands import generate as generate_command
 from talkface.commands import inspect as inspect_command
 from talkface.commands import prepare as prepare_command
@@ -23,6 +24,7 @@ SUBCOMMANDS = {
     "prepare": prepare_command,
     "ablate": ablate_command,
     "generate": generate_command,
+    "evaluate": evaluate_command,
 }
 
 
