@@ -1,0 +1,207 @@
+"""`talkface generate`: photo + speech → mp4, from the Python API and the command line."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from lightning_modules import FaceGenModule, LandmarkModule
+from talkface import SAMPLE_RATE
+from talkface.audio.features import FeatureConfig
+from talkface.cli import main
+from talkface.faces import get_extractor
+from talkface.generation import generate
+from talkface.media import read_audio, read_video
+from tests.conftest import REAL_DATA, REPO, needs_real_data, real_files
+from tests.media_factory import astronaut_face, tone, write_audio_file
+from tests.test_training_cli import cpu_overrides, data_overrides, run_cli, small_model
+
+
+def save_untrained(model: torch.nn.Module, path: Path) -> Path:
+    """A checkpoint as Lightning writes one (the keys generation reads), without training."""
+    hparams = dict(model.hparams) | {"_class_path": f"lightning_modules.{type(model).__name__}"}
+    facts = {"features": FeatureConfig().to_dict(), "crop_size": 128, "vocabulary": ["A", "B", "C", "D"]}
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams, "talkface_data": facts}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory) -> dict[str, Path]:
+    """Small untrained checkpoints, photo and speech: enough for everything but picture quality."""
+    folder = tmp_path_factory.mktemp("untrained")
+    torch.manual_seed(0)
+    speech = tone(2.0, 22050, 220.0) * (0.6 + 0.4 * np.sin(np.linspace(0, 12, 44100)))
+    cv2.imwrite(str(folder / "face.png"), cv2.cvtColor(astronaut_face(200), cv2.COLOR_RGB2BGR))
+    return {
+        "landmark": save_untrained(LandmarkModule(num_words=4, hidden=32, audio_dim=32, layers=1), folder / "landmark.ckpt"),
+        "generator": save_untrained(FaceGenModule(base_channels=8), folder / "generator.ckpt"),
+        "image": folder / "face.png",
+        "audio": write_audio_file(folder / "speech.mp3", speech.astype(np.float32), 22050, channels=2),
+        "folder": folder,
+    }
+
+
+def cli_args(files: dict, out: Path, **changes) -> list[str]:
+    options = {"image": files["image"], "audio": files["audio"], "landmark-ckpt": files["landmark"],
+               "generator-ckpt": files["generator"], "out": out} | changes
+    return ["generate", "--quiet", *[part for key, value in options.items() for part in (f"--{key}", str(value))]]
+
+
+def test_generate_makes_one_frame_per_640_samples_with_the_audio(untrained, tmp_path):
+    out = tmp_path / "talking.mp4"
+    result = generate(untrained["image"], untrained["audio"], untrained["landmark"], untrained["generator"], out)
+    audio = read_audio(untrained["audio"])
+    clip = read_video(out)
+    assert result.frames == len(clip.frames) == math.ceil(len(audio) / 640)
+    assert clip.frames.shape[1:] == (200, 200, 3)  # pasted back into the whole photo
+    assert abs(len(clip.audio) - len(audio)) <= 640
+    assert result.first_frame_seconds <= result.seconds
+    assert list(tmp_path.iterdir()) == [out]  # no temporary files left beside it
+
+
+def test_generate_without_paste_back_writes_the_aligned_crop(untrained, tmp_path):
+    assert main(cli_args(untrained, tmp_path / "crop.mp4") + ["--no-paste-back"]) == 0
+    assert read_video(tmp_path / "crop.mp4").frames.shape[1:] == (128, 128, 3)
+
+
+def test_generate_accepts_loaded_modules(untrained, tmp_path):
+    from talkface.generation.checkpoints import load_stage
+
+    landmark, _ = load_stage(untrained["landmark"], LandmarkModule)
+    face, _ = load_stage(untrained["generator"], FaceGenModule)
+    image = astronaut_face(256)
+    result = generate(image, untrained["audio"], landmark, face, tmp_path / "api.mp4")
+    assert result.path.exists() and result.size == (256, 256)
+
+
+def test_a_failure_part_way_leaves_no_output(untrained, tmp_path, monkeypatch):
+    from talkface.faces.paste import FacePaster
+
+    calls = {"count": 0}
+    original = FacePaster.paste
+
+    def fail_later(self, crop):
+        calls["count"] += 1
+        if calls["count"] > 10:
+            raise RuntimeError("disk full")
+        return original(self, crop)
+
+    monkeypatch.setattr(FacePaster, "paste", fail_later)
+    with pytest.raises(RuntimeError, match="disk full"):
+        generate(untrained["image"], untrained["audio"], untrained["landmark"], untrained["generator"], tmp_path / "x.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
+def bad_inputs(files: dict, folder: Path) -> dict[str, tuple[dict, str]]:
+    """Each case: the changed arguments and a phrase the one-line error must contain."""
+    (folder / "notes.png").write_text("not an image\n")
+    (folder / "notes.ckpt").write_text("not a checkpoint\n")
+    cv2.imwrite(str(folder / "wall.png"), np.full((240, 240, 3), 128, np.uint8))
+    silent = write_audio_file(folder / "silent.wav", np.zeros(SAMPLE_RATE * 2, np.float32), SAMPLE_RATE)
+    short = write_audio_file(folder / "short.wav", tone(0.1, SAMPLE_RATE), SAMPLE_RATE)
+    return {
+        "no face": ({"image": folder / "wall.png"}, "no face found"),
+        "unreadable image": ({"image": folder / "notes.png"}, "not a readable image"),
+        "missing image": ({"image": folder / "absent.jpg"}, "no such file"),
+        "silent audio": ({"audio": silent}, "silent"),
+        "too short audio": ({"audio": short}, "too short"),
+        "missing checkpoint": ({"landmark-ckpt": folder / "absent.ckpt"}, "no such checkpoint"),
+        "not a checkpoint": ({"generator-ckpt": folder / "notes.ckpt"}, "not a readable PyTorch checkpoint"),
+        "stages swapped": ({"landmark-ckpt": files["generator"], "generator-ckpt": files["landmark"]}, "needs a stage-1"),
+        "not an mp4": ({"out": folder / "out" / "video.avi"}, "mp4"),
+    }
+
+
+@pytest.mark.parametrize("case", ["no face", "unreadable image", "missing image", "silent audio", "too short audio",
+                                  "missing checkpoint", "not a checkpoint", "stages swapped", "not an mp4"])
+def test_bad_input_is_one_line_exit_2_and_no_output(case, untrained, tmp_path, capsys):
+    changes, phrase = bad_inputs(untrained, tmp_path)[case]
+    out_dir = tmp_path / "out"
+    out = changes.pop("out", out_dir / "video.mp4")
+    assert main(cli_args(untrained, out, **changes)) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("talkface generate: error:"), error
+    assert phrase in error[0]
+    assert not out_dir.exists() or list(out_dir.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_no_face_from_a_real_process_is_one_line_without_traceback(untrained, tmp_path):
+    cv2.imwrite(str(tmp_path / "wall.png"), np.full((240, 240, 3), 128, np.uint8))
+    result = subprocess.run([sys.executable, "-m", "talkface.cli", *cli_args(untrained, tmp_path / "v.mp4", image=tmp_path / "wall.png")],
+                            capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "v.mp4").exists()
+
+
+# ---- with checkpoints trained in this session (real training, tiny models)
+@pytest.fixture(scope="module")
+def trained(tiny_prepared, tmp_path_factory) -> dict[str, Path]:
+    checkpoints = {}
+    for stage, recipe, epochs in [("landmark", "configs/landmark/sample.yaml", 20), ("generator", "configs/generator/sample.yaml", 4)]:
+        root = tmp_path_factory.mktemp(stage)
+        result = run_cli(["fit", "-c", recipe, *cpu_overrides(), *small_model(recipe), *data_overrides(tiny_prepared, root),
+                          "--trainer.max_epochs", str(epochs), "--trainer.check_val_every_n_epoch", str(epochs)])
+        assert result.returncode == 0, result.stderr[-3000:]
+        checkpoints[stage] = next(root.rglob("last.ckpt"))
+    return checkpoints
+
+
+@pytest.mark.slow
+def test_trained_checkpoints_carry_their_data_facts(trained, tiny_prepared):
+    meta = json.loads((tiny_prepared / "meta.json").read_text())
+    for path in trained.values():
+        facts = torch.load(path, map_location="cpu", weights_only=False)["talkface_data"]
+        assert facts["features"] == meta["features"] and facts["crop_size"] == meta["crop_size"]
+
+
+@pytest.mark.slow
+@needs_real_data()
+@pytest.mark.parametrize("face,speech", list(zip(real_files("faces"), real_files("audio"))), ids=lambda p: p.name)
+def test_every_real_photo_talks_with_real_speech(face, speech, trained, tmp_path):
+    out = tmp_path / "talking.mp4"
+    result = generate(face, speech, trained["landmark"], trained["generator"], out)
+    clip = read_video(out)
+    assert clip.fps == 25 and len(clip.audio) > 0
+    audio_seconds = len(read_audio(speech)) / SAMPLE_RATE
+    assert abs(len(clip.frames) / 25 - audio_seconds) <= 1 / 25
+    assert len(clip.frames) == result.frames
+    extractor = get_extractor("dlib")
+    found = sum(bool(extractor.detect(frame)) for frame in clip.frames)
+    assert found >= 0.95 * len(clip.frames), f"a face in only {found} of {len(clip.frames)} frames"
+
+
+PEAK_RSS_SCRIPT = """
+import resource, sys
+from talkface.generation import generate
+generate(*sys.argv[1:6])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+@pytest.mark.slow
+@needs_real_data()
+def test_peak_memory_does_not_grow_with_the_audio(trained, tmp_path):
+    """10 s against 60 s here (CI time); `talkface benchmark` reports 10 s against 120 s."""
+    speech = read_audio(real_files("audio")[4])  # 8 s of real speech, repeated
+    face = REAL_DATA / "faces" / "lrw_ABOUT_00001_frame.jpg"
+    peaks = {}
+    for seconds in (10, 60):
+        samples = np.tile(speech, math.ceil(seconds * SAMPLE_RATE / len(speech)))[: seconds * SAMPLE_RATE]
+        audio = write_audio_file(tmp_path / f"speech_{seconds}.wav", samples, SAMPLE_RATE)
+        result = subprocess.run([sys.executable, "-c", PEAK_RSS_SCRIPT, str(face), str(audio),
+                                 str(trained["landmark"]), str(trained["generator"]), str(tmp_path / f"out_{seconds}.mp4")],
+                                capture_output=True, text=True, timeout=600, cwd=REPO)
+        assert result.returncode == 0, result.stderr[-2000:]
+        peaks[seconds] = int(result.stdout.split()[-1]) / 1024  # MiB
+    print(f"peak RSS: 10 s of audio {peaks[10]:.0f} MiB, 60 s {peaks[60]:.0f} MiB")
+    assert peaks[60] <= 1.15 * peaks[10], peaks
