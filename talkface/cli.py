@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from talkface.commands import ablate as ablate_command
+from talkface.commands import demo as demo_command
 from talkface.commands import evaluate as evaluate_command
 from talkface.commands import generate as generate_command
 from talkface.commands import inspect as inspect_command
@@ -19,11 +20,12 @@ from talkface.errors import TalkfaceError
 
 # Each subcommand module provides `add_arguments(parser)` and `run(args) -> int`.
 SUBCOMMANDS = {
+    "demo": demo_command,
+    "generate": generate_command,
     "sample": sample_command,
     "inspect": inspect_command,
     "prepare": prepare_command,
     "ablate": ablate_command,
-    "generate": generate_command,
     "evaluate": evaluate_command,
 }
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from talkface.commands.runs import run_talkface, read_test_metrics
 from talkface.errors import TalkfaceError
 
 # The word detector term trains only the detector (on true landmarks), never the landmark
@@ -50,11 +49,11 @@ def run(args: argparse.Namespace) -> int:
             fit += ["--trainer.max_epochs", str(args.max_epochs), "--model.init_args.lr_decay_epochs", str(args.max_epochs)]
         started = time.perf_counter()
         print(f"talkface ablate: [{index + 1}/{len(VARIANTS)}] {name}", file=sys.stderr, flush=True)
-        _talkface(fit)
+        run_talkface(fit)
         test = ["test", *common, "--model.init_args.losses", losses, "--ckpt_path", "best",
                 "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.init_args.save_dir", str(root / "test")]
-        _talkface(test)
-        rows[name] = _test_metrics(root / "test") | {"minutes": (time.perf_counter() - started) / 60}
+        run_talkface(test)
+        rows[name] = read_test_metrics(root / "test") | {"minutes": (time.perf_counter() - started) / 60}
     table = markdown_table(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ablation.json").write_text(json.dumps(rows, indent=2))
@@ -76,20 +75,3 @@ def markdown_table(rows: dict[str, dict]) -> str:
 
 def _fmt(value) -> str:
     return "–" if value is None else f"{value:.3f}"
-
-
-def _talkface(args: list[str]) -> None:
-    result = subprocess.run([sys.executable, "-m", "talkface.cli", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise TalkfaceError(f"`talkface {' '.join(args[:3])} ...` failed: {last}")
-
-
-def _test_metrics(folder: Path) -> dict[str, float]:
-    values = {}
-    for path in folder.rglob("metrics.csv"):
-        for row in csv.DictReader(path.open()):
-            values.update({k: float(v) for k, v in row.items() if k.startswith("test/") and v})
-    if not values:
-        raise TalkfaceError(f"no test metrics found under {folder}")
-    return values
