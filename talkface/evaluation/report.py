@@ -1,0 +1,166 @@
+"""The evaluation's tables: which metric goes in which column, and how a value is written.
+
+Kept free of torch and Lightning so the formatting can be tested (and read) on its own. A value
+that does not exist — a baseline has no word accuracy, clips without word labels have none
+either (NaN from 0/0) — is written "–", never 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MISSING = "–"
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # the metric name without its "test/" prefix
+    title: str
+    higher_is_better: bool
+    digits: int = 3
+    percent: bool = False
+    bold_best: bool = True  # False for reference columns that do not rank the rows
+
+
+STAGE1_COLUMNS = (
+    Column("lmd_mouth", "mouth LMD (px)", False),
+    Column("lmd_face", "face LMD (px)", False),
+    Column("velocity_error", "velocity error (px/frame)", False),
+    Column("word_acc_predicted", "word acc. (predicted landmarks)", True, digits=1, percent=True),
+    # The detector on the true landmarks: the ceiling of the column before, not a score of the row.
+    Column("word_acc_true", "word acc. (true landmarks)", True, digits=1, percent=True, bold_best=False),
+)
+FRAME_COLUMNS = (
+    Column("lmd_mouth", "mouth LMD, re-detected (px)", False),
+    Column("mouth_psnr", "mouth PSNR (dB)", True, digits=2),
+    Column("mouth_ssim", "mouth SSIM", True),
+    Column("psnr", "PSNR (dB)", True, digits=2),
+    Column("ssim", "SSIM", True),
+)
+TABLES = {  # key in the JSON: (heading, columns)
+    "stage1": ("Stage 1: audio → landmarks", STAGE1_COLUMNS),
+    "stage2": ("Stage 2: true landmarks → frames", FRAME_COLUMNS),
+    "end_to_end": ("End to end: audio → predicted landmarks → frames", FRAME_COLUMNS),
+}
+
+
+@dataclass
+class Row:
+    name: str
+    metrics: dict[str, float | None]
+    baseline: bool = False
+    checkpoints: dict[str, str] = field(default_factory=dict)  # {"landmark": path, "generator": path}
+    seconds: float | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "baseline": self.baseline,
+            "checkpoints": self.checkpoints,
+            "seconds": None if self.seconds is None else round(self.seconds, 2),
+            "metrics": {k: clean(v) for k, v in self.metrics.items()},
+        }
+
+
+def clean(value) -> float | None:
+    """A JSON-safe number: None for missing or NaN (JSON has no NaN), floats otherwise."""
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def format_value(value, column: Column) -> str:
+    value = clean(value)
+    if value is None:
+        return MISSING
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if column.percent:
+        return f"{100 * value:.{column.digits}f} %"
+    return f"{value:.{column.digits}f}"
+
+
+def markdown_table(rows: list[Row], columns: tuple[Column, ...]) -> str:
+    """One markdown table; the best value of each ranking column is bold when two or more rows have one."""
+    cells = [[format_value(row.metrics.get(c.key), c) for c in columns] for row in rows]
+    for index, column in enumerate(columns):
+        values = [clean(row.metrics.get(column.key)) for row in rows]
+        present = [v for v in values if v is not None]
+        if not column.bold_best or len(present) < 2:
+            continue
+        best = format_value(max(present) if column.higher_is_better else min(present), column)
+        for line in cells:
+            if line[index] == best:
+                line[index] = f"**{best}**"
+    lines = ["| | " + " | ".join(c.title for c in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines += [f"| {row.name} | " + " | ".join(line) + " |" for row, line in zip(rows, cells)]
+    return "\n".join(lines)
+
+
+def markdown_report(tables: dict[str, list[Row]], captions: dict[str, str], title: str, footer: str = "") -> str:
+    parts = [f"# {title}"]
+    for key, rows in tables.items():
+        if not rows:
+            continue
+        heading, columns = TABLES[key]
+        parts += [f"## {heading}", captions.get(key, ""), markdown_table(rows, columns)]
+    if footer:
+        parts.append(footer)
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary sibling, then rename: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".partial-{os.getpid()}-{path.name}")
+    try:
+        partial.write_text(text)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def write_json(path: Path, data: dict) -> None:
+    write_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+def captions(data: str, split: str, clips: int, total_clips: int, layout: str, labelled: bool, frame_stride: int,
+             crop_size: int, box_fraction: float, generator: str | None) -> dict[str, str]:
+    """What each table measured, in words: the clips, the frames and the units."""
+    subset = f"the first {clips} of {total_clips}" if clips < total_clips else f"all {clips}"
+    where = f"{subset} `{split}` clips of `{data}` ({layout} layout{'' if labelled else ', no word labels'})"
+    frames = (
+        f"every {_ordinal(frame_stride)} frame from frame 1 (frame 0 is the reference)" if frame_stride > 1
+        else "every frame but frame 0 (the reference)"
+    )
+    box = round(box_fraction * crop_size)
+    frame_units = (
+        f"mouth PSNR/SSIM on a {box} px box around the true mouth of the {crop_size} px crop; mouth LMD from "
+        f"landmarks re-detected by dlib on the frames, in pixels of a 256×256 crop"
+    )
+    return {
+        "stage1": (
+            f"On {where}. LMD: mean distance per point after centring each set (mouth 48–67, face 0–67), in "
+            f"pixels of a 256×256 aligned crop; velocity error: of the mouth, px/frame; word accuracy: the model's "
+            f"own word detector on the predicted (or true) landmark sequence, over labelled clips (–: none). "
+            f"Baseline: the first frame's landmarks held still."
+        ),
+        "stage2": (
+            f"On the same clips, the generator drawing each frame from the first frame and the *true* landmarks; "
+            f"{frames}; {frame_units}, against the landmarks the frames were drawn from."
+        ),
+        "end_to_end": (
+            f"The same frames drawn by {generator or 'the generator'} from the landmarks each stage-1 model "
+            f"predicts from the clip's audio and first-frame landmarks; {frame_units}, against the true landmarks."
+        ),
+    }
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

@@ -1,0 +1,212 @@
+"""`talkface evaluate`: tables with honest gaps, one-line errors, and a real run on small trained checkpoints."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lightning_modules import LandmarkModule
+from talkface.audio.features import FeatureConfig
+from talkface.cli import main
+from talkface.errors import TalkfaceError
+from talkface.evaluation import Row, parse_checkpoint
+from talkface.evaluation.report import (
+    FRAME_COLUMNS,
+    STAGE1_COLUMNS,
+    markdown_table,
+    write_json,
+)
+from talkface.evaluation.runner import resolve_checkpoint
+from tests.conftest import REAL_DATA, REPO, needs_real_data
+from tests.test_training_cli import cpu_overrides, data_overrides, run_cli, small_model
+
+
+def save_untrained(model: torch.nn.Module, path: Path) -> Path:
+    """A checkpoint with the keys evaluation reads, written without training."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hparams = dict(model.hparams) | {"_class_path": f"lightning_modules.{type(model).__name__}"}
+    facts = {"features": FeatureConfig().to_dict(), "crop_size": 128, "vocabulary": ["A", "B"]}
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams, "talkface_data": facts}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def untrained_landmark(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("untrained") / "run" / "lightning_logs" / "version_0" / "checkpoints"
+    return save_untrained(LandmarkModule(num_words=2, hidden=16, audio_dim=16, layers=1), folder / "best-epoch=3.ckpt")
+
+
+# ---- tables
+def rows() -> list[Row]:
+    return [
+        Row("held still", {"lmd_mouth": 1.9, "lmd_face": 1.5, "velocity_error": 0.8}, baseline=True),
+        Row("no labels", {"lmd_mouth": 0.9, "lmd_face": 0.8, "velocity_error": 0.5,
+                          "word_acc_predicted": float("nan"), "word_acc_true": float("nan")}),
+        Row("labelled", {"lmd_mouth": 1.0, "lmd_face": 0.7, "velocity_error": 0.5, "word_acc_predicted": 0.5, "word_acc_true": 1.0}),
+    ]
+
+
+def cells(table: str, name: str) -> list[str]:
+    line = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
+    return [cell.strip() for cell in line.strip("|").split("|")][1:]
+
+
+def test_missing_values_are_a_dash_never_zero_and_the_best_is_bold():
+    table = markdown_table(rows(), STAGE1_COLUMNS)
+    assert cells(table, "held still") == ["1.900", "1.500", "0.800", "–", "–"]
+    assert cells(table, "no labels") == ["**0.900**", "0.800", "**0.500**", "–", "–"]
+    # one word accuracy only: nothing to rank; the true-landmark ceiling is never ranked
+    assert cells(table, "labelled") == ["1.000", "**0.700**", "**0.500**", "50.0 %", "100.0 %"]
+    assert table.splitlines()[1] == "|---" * 6 + "|"
+
+
+def test_higher_is_better_columns_bold_the_largest_and_inf_is_written():
+    table = markdown_table([Row("a", {"psnr": 30.0, "ssim": 0.9}), Row("b", {"psnr": math.inf, "ssim": 0.8})], FRAME_COLUMNS)
+    assert cells(table, "a") == ["–", "–", "–", "30.00", "**0.900**"]
+    assert cells(table, "b") == ["–", "–", "–", "**inf**", "0.800"]
+
+
+def test_json_rows_have_null_for_missing_values(tmp_path):
+    write_json(tmp_path / "e.json", {"rows": [row.to_json() for row in rows()]})  # allow_nan=False: would raise on NaN
+    stored = json.loads((tmp_path / "e.json").read_text())["rows"]
+    assert stored[1]["metrics"]["word_acc_predicted"] is None and stored[2]["metrics"]["word_acc_predicted"] == 0.5
+
+
+# ---- naming checkpoints
+def test_a_checkpoint_file_with_equals_in_its_name_is_taken_whole(untrained_landmark):
+    checkpoint = parse_checkpoint(str(untrained_landmark), "--landmark")
+    assert checkpoint.path == untrained_landmark and checkpoint.name == "run (best-epoch=3)"
+    named = parse_checkpoint(f"+ temporal residual={untrained_landmark}", "--landmark")
+    assert named.name == "+ temporal residual" and named.path == untrained_landmark
+
+
+@pytest.mark.parametrize("value, message", [("=x.ckpt", "name before '=' is empty"), ("a=missing.ckpt", "no such checkpoint")])
+def test_bad_checkpoint_names_are_user_errors(value, message):
+    with pytest.raises(TalkfaceError, match=message):
+        parse_checkpoint(value, "--landmark")
+
+
+def test_a_run_folder_means_the_best_checkpoint_its_last_one_recorded(tmp_path):
+    folder = tmp_path / "run" / "lightning_logs" / "version_0" / "checkpoints"
+    folder.mkdir(parents=True)
+    best = folder / "best-epoch=7.ckpt"
+    best.write_bytes(b"")
+    torch.save({"callbacks": {"ModelCheckpoint{'monitor': 'val/lmd_mouth'}": {"monitor": "val/lmd_mouth", "best_model_path": str(best)}}},
+               folder / "last.ckpt")
+    assert resolve_checkpoint(tmp_path / "run", "--landmark") == best
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TalkfaceError, match="no last.ckpt"):
+        resolve_checkpoint(tmp_path / "empty", "--landmark")
+
+
+# ---- user errors: one line, exit 2
+@pytest.fixture
+def error_cases(tmp_path, untrained_landmark) -> dict[str, tuple[list[str], str]]:
+    stage2 = tmp_path / "generator.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"_class_path": "lightning_modules.FaceGenModule"}}, stage2)
+    (tmp_path / "notes.ckpt").write_text("not a checkpoint\n")
+    data, lm = str(tmp_path), str(untrained_landmark)
+    return {
+        "nothing": (["--data", data], "nothing to evaluate"),
+        "no data": (["--data", str(tmp_path / "nowhere"), "--landmark", lm], "not a prepared dataset"),
+        "wrong stage": (["--data", data, "--landmark", str(stage2)], "is a stage-2 (face generator) checkpoint"),
+        "not a checkpoint": (["--data", data, "--generator", str(tmp_path / "notes.ckpt")], "not a readable PyTorch checkpoint"),
+        "missing": (["--data", data, "--generator", "g=missing.ckpt"], "no such checkpoint file"),
+        "same name": (["--data", data, "--landmark", lm, "--landmark", lm], "two checkpoints are named"),
+        "ablation dir": (["--data", data, "--ablation-dir", str(tmp_path / "nowhere")], "no such folder"),
+        "stride": (["--data", data, "--landmark", lm, "--frame-stride", "0"], "--frame-stride must be at least 1"),
+    }
+
+
+@pytest.mark.parametrize("case", ["nothing", "no data", "wrong stage", "not a checkpoint", "missing", "same name", "ablation dir", "stride"])
+def test_user_errors_are_one_line_and_exit_2(case, error_cases, capsys):
+    args, message = error_cases[case]
+    assert main(["evaluate", *args]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("talkface evaluate: error:") and message in lines[0], lines
+    assert captured.out == ""
+
+
+def test_a_user_error_from_a_real_process_has_no_traceback(error_cases):
+    args, message = error_cases["wrong stage"]
+    result = subprocess.run([sys.executable, "-m", "talkface.cli", "evaluate", *args], capture_output=True, text=True,
+                            timeout=120, cwd=REPO, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [line for line in result.stderr.strip().splitlines() if message in line]
+
+
+# ---- end to end, on checkpoints trained in this session
+# One thread: on a busy 2-core machine OpenMP's spinning threads make these tiny models ~10x slower.
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_prepared, tmp_path_factory) -> dict[str, Path]:
+    checkpoints = {}
+    for stage, recipe, epochs in [("landmark", "configs/landmark/sample.yaml", 3), ("generator", "configs/generator/sample.yaml", 1)]:
+        root = tmp_path_factory.mktemp(stage)
+        result = run_cli(["fit", "-c", recipe, *cpu_overrides(), *small_model(recipe), *data_overrides(tiny_prepared, root),
+                          "--trainer.max_epochs", str(epochs), "--trainer.check_val_every_n_epoch", str(epochs)], env=ONE_THREAD)
+        assert result.returncode == 0, result.stderr[-3000:]
+        checkpoints[stage] = next(root.rglob("last.ckpt"))
+    return checkpoints
+
+
+@pytest.mark.slow
+def test_evaluate_tests_every_checkpoint_and_every_pair_on_the_same_clips(trained, tiny_prepared, tmp_path):
+    out = tmp_path / "report"
+    # The same stage-1 checkpoint under two names: two rows that must agree to the last digit.
+    result = run_cli(["evaluate", "--data", str(tiny_prepared), "--landmark", f"first={trained['landmark']}",
+                      "--landmark", f"again={trained['landmark']}", "--generator", f"gen={trained['generator']}",
+                      "--frame-stride", "8", "--batch-size", "4", "--out", str(out)], env=ONE_THREAD)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((out / "evaluation.json").read_text())
+    tables = report["tables"]
+    assert [r["name"] for r in tables["stage1"]] == ["identity landmarks held still (baseline)", "first", "again"]
+    assert [r["name"] for r in tables["stage2"]] == ["copy the reference frame (baseline)", "gen"]
+    assert [r["name"] for r in tables["end_to_end"]] == ["copy the reference frame (baseline)", "first", "again"]
+    assert report["clips"] == 8 and report["frame_stride"] == 8  # 4 words x 2 test clips
+
+    held, first, again = (r["metrics"] for r in tables["stage1"])
+    assert first == again and tables["end_to_end"][1]["metrics"] == tables["end_to_end"][2]["metrics"]
+    assert held["lmd_mouth"] > 0 and "word_acc_predicted" not in held
+    assert 0 <= first["word_acc_predicted"] <= 1 and first["lmd_mouth"] > 0
+    copy, gen = (r["metrics"] for r in tables["stage2"])
+    assert tables["end_to_end"][0]["metrics"] == copy
+    for metrics in (copy, gen, tables["end_to_end"][1]["metrics"]):
+        assert set(metrics) == {"psnr", "ssim", "mouth_psnr", "mouth_ssim", "lmd_mouth"}
+        assert all(math.isfinite(v) for v in metrics.values()) and 0 < metrics["ssim"] <= 1
+
+    markdown = (out / "evaluation.md").read_text()
+    assert markdown.count("| copy the reference frame (baseline) |") == 2 and "every 8th frame" in markdown
+    assert result.stdout.strip() == markdown.strip()
+    progress = [line for line in result.stderr.splitlines() if line.startswith("talkface evaluate: [")]
+    assert [line.split("]")[0] for line in progress] == [f"talkface evaluate: [{i}/5" for i in range(1, 6)]
+
+
+@pytest.mark.slow
+@needs_real_data()
+def test_real_clips_without_word_labels_show_a_dash(trained, tmp_path):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("grid_lbax4n.mpg", "lrs2_00001.mp4"):
+        shutil.copy(REAL_DATA / "videos" / name, videos / name)
+    prepared = tmp_path / "prepared"
+    result = run_cli(["prepare", "--src", str(videos), "--out", str(prepared), "--layout", "folder",
+                      "--split-ratios", "0,0,1", "--splits", "test", "--no-progress"], env=ONE_THREAD)
+    assert result.returncode == 0, result.stderr[-2000:]
+    result = run_cli(["evaluate", "--data", str(prepared), "--landmark", f"lm={trained['landmark']}", "--out", str(tmp_path / "r")], env=ONE_THREAD)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "r" / "evaluation.json").read_text())
+    assert report["clips"] == 2 + 4  # 75 and 120 frames: 2 and 4 windows of 29
+    row = report["tables"]["stage1"][1]["metrics"]
+    assert row["word_acc_predicted"] is None and row["word_acc_true"] is None and row["lmd_mouth"] > 0
+    assert cells((tmp_path / "r" / "evaluation.md").read_text(), "lm")[3:] == ["–", "–"]
