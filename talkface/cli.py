@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from talkface.commands import ablate as ablate_command
+from talkface.commands import benchmark as benchmark_command
 from talkface.commands import demo as demo_command
 from talkface.commands import evaluate as evaluate_command
 from talkface.commands import generate as generate_command
@@ -27,6 +28,7 @@ SUBCOMMANDS = {
     "prepare": prepare_command,
     "ablate": ablate_command,
     "evaluate": evaluate_command,
+    "benchmark": benchmark_command,
 }
 
 

@@ -110,27 +110,15 @@ def _inputs(args: argparse.Namespace, out: Path) -> tuple[Path, Path]:
         cv2.imwrite(str(image), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
     if not args.audio:
         from talkface import SAMPLE_RATE
+        from talkface.media.wav_writer import write_wav
         from talkface.sample.speech import synthesize
 
         speech = synthesize(SENTENCE, voice="en-us+m3", rate=150)
-        _write_wav(audio, speech.audio, SAMPLE_RATE)
+        write_wav(audio, speech.audio, SAMPLE_RATE)
     for path in (image, audio):
         if not path.is_file():
             raise TalkfaceError(f"{path}: no such file")
     return image, audio
-
-
-def _write_wav(path: Path, samples, rate: int) -> None:
-    import wave
-
-    import numpy as np
-
-    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(rate)
-        handle.writeframes(pcm.tobytes())
 
 
 def summary(out: Path, checkpoints: dict, metrics: dict, video, seconds: float) -> str:

@@ -1,0 +1,61 @@
+"""Generation speed and memory, each run in a fresh process (so peak memory is that run's own).
+
+Weights do not change the cost of a forward pass, so the models are the recipes' architectures,
+freshly initialised and saved as checkpoints: the run goes through the same loading path as
+`talkface generate`, from the audio file to the finished mp4.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lightning_modules import FaceGenModule, LandmarkModule
+from talkface.audio.features import FeatureConfig
+from talkface.media.wav_writer import write_wav
+
+PROBE = """
+import json, resource, sys
+from talkface.generation import generate
+r = generate(*sys.argv[1:6], device=sys.argv[6])
+print(json.dumps({"frames": r.frames, "audio_seconds": r.audio_seconds, "seconds": r.seconds,
+                  "frames_per_second": r.fps, "realtime_factor": r.realtime_factor,
+                  "first_frame_seconds": r.first_frame_seconds, "size": r.size,
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def save_models(folder: Path, image_size: int, num_words: int = 20) -> tuple[Path, Path]:
+    torch.manual_seed(0)
+    landmark = LandmarkModule(num_words=num_words, hidden=128, audio_dim=128, layers=2)
+    generator = FaceGenModule(image_size=image_size, base_channels=16, depth=4)
+    paths = []
+    for name, model in (("landmark", landmark), (f"generator_{image_size}", generator)):
+        path = folder / f"{name}.ckpt"
+        hparams = dict(model.hparams) | {"_class_path": f"lightning_modules.{type(model).__name__}"}
+        facts = {"features": FeatureConfig().to_dict(), "crop_size": image_size, "vocabulary": [f"W{i}" for i in range(num_words)]}
+        torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams, "talkface_data": facts}, path)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def speech_file(folder: Path, seconds: float, source: np.ndarray) -> Path:
+    """`seconds` of speech made by repeating `source` (16 kHz mono), as a wav file."""
+    count = int(seconds * 16000)
+    samples = np.tile(source, int(np.ceil(count / len(source))))[:count]
+    path = folder / f"speech_{int(seconds)}s.wav"
+    write_wav(path, samples, 16000)
+    return path
+
+
+def run_generation(image: Path, audio: Path, landmark: Path, generator: Path, out: Path, device: str) -> dict:
+    result = subprocess.run([sys.executable, "-c", PROBE, str(image), str(audio), str(landmark), str(generator), str(out), device],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"generation failed: {result.stderr.strip().splitlines()[-1:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])

@@ -1,0 +1,59 @@
+"""Preparation speed next to this machine's limit (decoding alone) and the naive alternative.
+
+All three process the same clips with the same number of processes: pure decoding is the upper
+bound of any preparation; the naive pipeline runs the face detector on every frame, which is what
+the tracking in `talkface prepare` (detect once, then follow the landmarks) avoids.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from talkface.prepare import PrepareSettings, prepare_dataset
+
+
+def clips_of(raw: Path) -> list[Path]:
+    return sorted(raw.rglob("*.mp4"))
+
+
+def decode_rate(clips: list[Path], workers: int) -> dict:
+    started = time.perf_counter()
+    with ProcessPoolExecutor(workers) as pool:
+        frames = sum(pool.map(_decode_frames, clips))
+    seconds = time.perf_counter() - started
+    return {"clips": len(clips), "frames": frames, "seconds": round(seconds, 2), "frames_per_second": round(frames / seconds, 1)}
+
+
+def prepare_rate(raw: Path, out: Path, workers: int) -> dict:
+    started = time.perf_counter()
+    report = prepare_dataset(PrepareSettings(src=raw, out=out, workers=workers, progress=False))
+    seconds = time.perf_counter() - started
+    frames = sum(report.frames.values())
+    return {"clips": report.total_samples, "frames": frames, "seconds": round(seconds, 2), "frames_per_second": round(frames / seconds, 1)}
+
+
+def naive_rate(clips: list[Path], workers: int) -> dict:
+    started = time.perf_counter()
+    with ProcessPoolExecutor(workers) as pool:
+        frames = sum(pool.map(_detect_every_frame, clips))
+    seconds = time.perf_counter() - started
+    return {"clips": len(clips), "frames": frames, "seconds": round(seconds, 2), "frames_per_second": round(frames / seconds, 1)}
+
+
+def _decode_frames(path: Path) -> int:
+    from talkface.media import read_video
+
+    return len(read_video(path).frames)
+
+
+def _detect_every_frame(path: Path) -> int:
+    from talkface.faces import get_extractor
+    from talkface.media import read_video
+
+    extractor = get_extractor("dlib")
+    frames = read_video(path).frames
+    for frame in frames:
+        extractor.landmarks(frame)
+    return len(frames)
