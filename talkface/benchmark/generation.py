@@ -19,14 +19,23 @@ from lightning_modules import FaceGenModule, LandmarkModule
 from talkface.audio.features import FeatureConfig
 from talkface.media.wav_writer import write_wav
 
+# Peak memory is read from VmHWM (this process's own high-water mark): getrusage's ru_maxrss
+# would also count the parent's memory, which Linux carries across fork + exec.
 PROBE = """
 import json, resource, sys
 from talkface.generation import generate
+
+def peak_mib():
+    try:
+        return int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024
+    except OSError:  # no /proc (macOS): ru_maxrss, in bytes there
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
 r = generate(*sys.argv[1:6], device=sys.argv[6])
 print(json.dumps({"frames": r.frames, "audio_seconds": r.audio_seconds, "seconds": r.seconds,
                   "frames_per_second": r.fps, "realtime_factor": r.realtime_factor,
                   "first_frame_seconds": r.first_frame_seconds, "size": r.size,
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mib": peak_mib()}))
 """
 
 
