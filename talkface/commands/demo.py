@@ -27,7 +27,7 @@ class DemoPlan:
 
 
 FULL = DemoPlan({"num_words": 20, "train": 12, "val": 3, "test": 3, "seed": 0}, 60, 100, "00:00:06:00", 4, 3)
-QUICK = DemoPlan({"num_words": 4, "train": 4, "val": 2, "test": 2, "seed": 0}, 15, 6, "00:00:00:50", 8, 2)
+QUICK = DemoPlan({"num_words": 4, "train": 4, "val": 2, "test": 2, "seed": 0}, 30, 20, "00:00:01:15", 8, 4)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         "landmark": ("stage 1 (audio → landmarks)", ["--trainer.max_epochs", str(plan.landmark_epochs),
                      "--model.init_args.lr_decay_epochs", str(plan.landmark_epochs),
                      "--trainer.check_val_every_n_epoch", str(max(plan.landmark_epochs // 4, 1))]),
-        "generator": (f"stage 2 (landmarks → face, at most {_minutes(plan.generator_time)} min)",
+        "generator": (f"stage 2 (landmarks → face, at most {_duration(plan.generator_time)})",
                       ["--trainer.max_epochs", str(plan.generator_epochs), "--trainer.max_time", plan.generator_time,
                        "--model.init_args.eval_frame_stride", str(plan.eval_frame_stride),
                        "--trainer.check_val_every_n_epoch", str(plan.generator_val_every)]),
@@ -151,6 +151,7 @@ def summary(out: Path, checkpoints: dict, metrics: dict, video, seconds: float) 
     ])
 
 
-def _minutes(max_time: str) -> int:
-    days, hours, minutes, _ = (int(part) for part in max_time.split(":"))
-    return (days * 24 + hours) * 60 + minutes
+def _duration(max_time: str) -> str:
+    days, hours, minutes, seconds = (int(part) for part in max_time.split(":"))
+    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    return f"{total // 60} min" if total % 60 == 0 else f"{total} s"
