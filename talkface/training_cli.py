@@ -66,7 +66,7 @@ class TalkfaceCLI(LightningCLI):
             raise TalkfaceError(f"--ckpt_path {alias}: no checkpoint under {root}; train first or give a path")
         path = candidates[-1]
         if alias == "best":
-            path = _best_recorded_in(path)
+            path = best_recorded_in(path)
         print(f"talkface {self.subcommand}: using checkpoint {path}", file=sys.stderr)
         kwargs["ckpt_path"] = str(path)
 
@@ -78,7 +78,7 @@ def _import_class(class_path: str):
     return getattr(importlib.import_module(module), name)
 
 
-def _best_recorded_in(last: Path) -> Path:
+def best_recorded_in(last: Path) -> Path:
     import torch
 
     state = torch.load(last, map_location="cpu", weights_only=False)

@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from lightning_modules import LandmarkModule
-from talkface.audio.features import FeatureConfig
 from talkface.cli import main
 from talkface.errors import TalkfaceError
 from talkface.evaluation import Row, parse_checkpoint
@@ -24,23 +23,15 @@ from talkface.evaluation.report import (
     write_json,
 )
 from talkface.evaluation.runner import resolve_checkpoint
+from talkface.generation.checkpoints import save_untrained
 from tests.conftest import REAL_DATA, REPO, needs_real_data
-from tests.test_training_cli import cpu_overrides, data_overrides, run_cli, small_model
-
-
-def save_untrained(model: torch.nn.Module, path: Path) -> Path:
-    """A checkpoint with the keys evaluation reads, written without training."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    hparams = dict(model.hparams) | {"_class_path": f"lightning_modules.{type(model).__name__}"}
-    facts = {"features": FeatureConfig().to_dict(), "crop_size": 128, "vocabulary": ["A", "B"]}
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams, "talkface_data": facts}, path)
-    return path
+from tests.test_training_cli import run_cli
 
 
 @pytest.fixture(scope="module")
 def untrained_landmark(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("untrained") / "run" / "lightning_logs" / "version_0" / "checkpoints"
-    return save_untrained(LandmarkModule(num_words=2, hidden=16, audio_dim=16, layers=1), folder / "best-epoch=3.ckpt")
+    return save_untrained(LandmarkModule(num_words=2, hidden=16, audio_dim=16, layers=1), folder / "best-epoch=3.ckpt", 128, ["A", "B"])
 
 
 # ---- tables
@@ -148,24 +139,12 @@ def test_a_user_error_from_a_real_process_has_no_traceback(error_cases):
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_prepared, tmp_path_factory) -> dict[str, Path]:
-    checkpoints = {}
-    for stage, recipe, epochs in [("landmark", "configs/landmark/sample.yaml", 3), ("generator", "configs/generator/sample.yaml", 1)]:
-        root = tmp_path_factory.mktemp(stage)
-        result = run_cli(["fit", "-c", recipe, *cpu_overrides(), *small_model(recipe), *data_overrides(tiny_prepared, root),
-                          "--trainer.max_epochs", str(epochs), "--trainer.check_val_every_n_epoch", str(epochs)], env=ONE_THREAD)
-        assert result.returncode == 0, result.stderr[-3000:]
-        checkpoints[stage] = next(root.rglob("last.ckpt"))
-    return checkpoints
-
-
 @pytest.mark.slow
-def test_evaluate_tests_every_checkpoint_and_every_pair_on_the_same_clips(trained, tiny_prepared, tmp_path):
+def test_evaluate_tests_every_checkpoint_and_every_pair_on_the_same_clips(small_checkpoints, tiny_prepared, tmp_path):
     out = tmp_path / "report"
     # The same stage-1 checkpoint under two names: two rows that must agree to the last digit.
-    result = run_cli(["evaluate", "--data", str(tiny_prepared), "--landmark", f"first={trained['landmark']}",
-                      "--landmark", f"again={trained['landmark']}", "--generator", f"gen={trained['generator']}",
+    result = run_cli(["evaluate", "--data", str(tiny_prepared), "--landmark", f"first={small_checkpoints['landmark']}",
+                      "--landmark", f"again={small_checkpoints['landmark']}", "--generator", f"gen={small_checkpoints['generator']}",
                       "--frame-stride", "8", "--batch-size", "4", "--out", str(out)], env=ONE_THREAD)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((out / "evaluation.json").read_text())
@@ -194,7 +173,7 @@ def test_evaluate_tests_every_checkpoint_and_every_pair_on_the_same_clips(traine
 
 @pytest.mark.slow
 @needs_real_data()
-def test_real_clips_without_word_labels_show_a_dash(trained, tmp_path):
+def test_real_clips_without_word_labels_show_a_dash(small_checkpoints, tmp_path):
     videos = tmp_path / "videos"
     videos.mkdir()
     for name in ("grid_lbax4n.mpg", "lrs2_00001.mp4"):
@@ -203,7 +182,7 @@ def test_real_clips_without_word_labels_show_a_dash(trained, tmp_path):
     result = run_cli(["prepare", "--src", str(videos), "--out", str(prepared), "--layout", "folder",
                       "--split-ratios", "0,0,1", "--splits", "test", "--no-progress"], env=ONE_THREAD)
     assert result.returncode == 0, result.stderr[-2000:]
-    result = run_cli(["evaluate", "--data", str(prepared), "--landmark", f"lm={trained['landmark']}", "--out", str(tmp_path / "r")], env=ONE_THREAD)
+    result = run_cli(["evaluate", "--data", str(prepared), "--landmark", f"lm={small_checkpoints['landmark']}", "--out", str(tmp_path / "r")], env=ONE_THREAD)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "r" / "evaluation.json").read_text())
     assert report["clips"] == 2 + 4  # 75 and 120 frames: 2 and 4 windows of 29

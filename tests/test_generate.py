@@ -15,22 +15,13 @@ import torch
 
 from lightning_modules import FaceGenModule, LandmarkModule
 from talkface import SAMPLE_RATE
-from talkface.audio.features import FeatureConfig
 from talkface.cli import main
+from talkface.generation.checkpoints import save_untrained
 from talkface.faces import get_extractor
 from talkface.generation import generate
 from talkface.media import read_audio, read_video
 from tests.conftest import REAL_DATA, REPO, needs_real_data, real_files
 from tests.media_factory import astronaut_face, tone, write_audio_file
-from tests.test_training_cli import cpu_overrides, data_overrides, run_cli, small_model
-
-
-def save_untrained(model: torch.nn.Module, path: Path) -> Path:
-    """A checkpoint as Lightning writes one (the keys generation reads), without training."""
-    hparams = dict(model.hparams) | {"_class_path": f"lightning_modules.{type(model).__name__}"}
-    facts = {"features": FeatureConfig().to_dict(), "crop_size": 128, "vocabulary": ["A", "B", "C", "D"]}
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams, "talkface_data": facts}, path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +32,8 @@ def untrained(tmp_path_factory) -> dict[str, Path]:
     speech = tone(2.0, 22050, 220.0) * (0.6 + 0.4 * np.sin(np.linspace(0, 12, 44100)))
     cv2.imwrite(str(folder / "face.png"), cv2.cvtColor(astronaut_face(200), cv2.COLOR_RGB2BGR))
     return {
-        "landmark": save_untrained(LandmarkModule(num_words=4, hidden=32, audio_dim=32, layers=1), folder / "landmark.ckpt"),
-        "generator": save_untrained(FaceGenModule(base_channels=8), folder / "generator.ckpt"),
+        "landmark": save_untrained(LandmarkModule(num_words=4, hidden=32, audio_dim=32, layers=1), folder / "landmark.ckpt", 128, list("ABCD")),
+        "generator": save_untrained(FaceGenModule(base_channels=8), folder / "generator.ckpt", 128, list("ABCD")),
         "image": folder / "face.png",
         "audio": write_audio_file(folder / "speech.mp3", speech.astype(np.float32), 22050, channels=2),
         "folder": folder,
@@ -144,22 +135,10 @@ def test_no_face_from_a_real_process_is_one_line_without_traceback(untrained, tm
 
 
 # ---- with checkpoints trained in this session (real training, tiny models)
-@pytest.fixture(scope="module")
-def trained(tiny_prepared, tmp_path_factory) -> dict[str, Path]:
-    checkpoints = {}
-    for stage, recipe, epochs in [("landmark", "configs/landmark/sample.yaml", 20), ("generator", "configs/generator/sample.yaml", 4)]:
-        root = tmp_path_factory.mktemp(stage)
-        result = run_cli(["fit", "-c", recipe, *cpu_overrides(), *small_model(recipe), *data_overrides(tiny_prepared, root),
-                          "--trainer.max_epochs", str(epochs), "--trainer.check_val_every_n_epoch", str(epochs)])
-        assert result.returncode == 0, result.stderr[-3000:]
-        checkpoints[stage] = next(root.rglob("last.ckpt"))
-    return checkpoints
-
-
 @pytest.mark.slow
-def test_trained_checkpoints_carry_their_data_facts(trained, tiny_prepared):
+def test_trained_checkpoints_carry_their_data_facts(small_checkpoints, tiny_prepared):
     meta = json.loads((tiny_prepared / "meta.json").read_text())
-    for path in trained.values():
+    for path in small_checkpoints.values():
         facts = torch.load(path, map_location="cpu", weights_only=False)["talkface_data"]
         assert facts["features"] == meta["features"] and facts["crop_size"] == meta["crop_size"]
 
@@ -167,9 +146,9 @@ def test_trained_checkpoints_carry_their_data_facts(trained, tiny_prepared):
 @pytest.mark.slow
 @needs_real_data()
 @pytest.mark.parametrize("face,speech", list(zip(real_files("faces"), real_files("audio"))), ids=lambda p: p.name)
-def test_every_real_photo_talks_with_real_speech(face, speech, trained, tmp_path):
+def test_every_real_photo_talks_with_real_speech(face, speech, small_checkpoints, tmp_path):
     out = tmp_path / "talking.mp4"
-    result = generate(face, speech, trained["landmark"], trained["generator"], out)
+    result = generate(face, speech, small_checkpoints["landmark"], small_checkpoints["generator"], out)
     clip = read_video(out)
     assert clip.fps == 25 and len(clip.audio) > 0
     audio_seconds = len(read_audio(speech)) / SAMPLE_RATE
@@ -191,7 +170,7 @@ print(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
 
 @pytest.mark.slow
 @needs_real_data()
-def test_peak_memory_does_not_grow_with_the_audio(trained, tmp_path):
+def test_peak_memory_does_not_grow_with_the_audio(small_checkpoints, tmp_path):
     """10 s against 60 s here (CI time); `talkface benchmark` reports 10 s against 120 s."""
     speech = read_audio(real_files("audio")[4])  # 8 s of real speech, repeated
     face = REAL_DATA / "faces" / "lrw_ABOUT_00001_frame.jpg"
@@ -200,7 +179,7 @@ def test_peak_memory_does_not_grow_with_the_audio(trained, tmp_path):
         samples = np.tile(speech, math.ceil(seconds * SAMPLE_RATE / len(speech)))[: seconds * SAMPLE_RATE]
         audio = write_audio_file(tmp_path / f"speech_{seconds}.wav", samples, SAMPLE_RATE)
         result = subprocess.run([sys.executable, "-c", PEAK_RSS_SCRIPT, str(face), str(audio),
-                                 str(trained["landmark"]), str(trained["generator"]), str(tmp_path / f"out_{seconds}.mp4")],
+                                 str(small_checkpoints["landmark"]), str(small_checkpoints["generator"]), str(tmp_path / f"out_{seconds}.mp4")],
                                 capture_output=True, text=True, timeout=600, cwd=REPO)
         assert result.returncode == 0, result.stderr[-2000:]
         peaks[seconds] = int(result.stdout.split()[-1]) / 1024  # MiB

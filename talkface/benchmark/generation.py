@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from lightning_modules import FaceGenModule, LandmarkModule
-from talkface.audio.features import FeatureConfig
+from talkface.generation.checkpoints import save_untrained
 from talkface.media.wav_writer import write_wav
 
 # Peak memory is read from VmHWM (this process's own high-water mark): getrusage's ru_maxrss
@@ -43,14 +43,9 @@ def save_models(folder: Path, image_size: int, num_words: int = 20) -> tuple[Pat
     torch.manual_seed(0)
     landmark = LandmarkModule(num_words=num_words, hidden=128, audio_dim=128, layers=2)
     generator = FaceGenModule(image_size=image_size, base_channels=16, depth=4)
-    paths = []
-    for name, model in (("landmark", landmark), (f"generator_{image_size}", generator)):
-        path = folder / f"{name}.ckpt"
-        hparams = dict(model.hparams) | {"_class_path": f"lightning_modules.{type(model).__name__}"}
-        facts = {"features": FeatureConfig().to_dict(), "crop_size": image_size, "vocabulary": [f"W{i}" for i in range(num_words)]}
-        torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams, "talkface_data": facts}, path)
-        paths.append(path)
-    return paths[0], paths[1]
+    vocabulary = [f"W{i}" for i in range(num_words)]
+    return (save_untrained(landmark, folder / "landmark.ckpt", image_size, vocabulary),
+            save_untrained(generator, folder / f"generator_{image_size}.ckpt", image_size, vocabulary))
 
 
 def speech_file(folder: Path, seconds: float, source: np.ndarray) -> Path:

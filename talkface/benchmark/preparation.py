@@ -19,27 +19,29 @@ def clips_of(raw: Path) -> list[Path]:
 
 
 def decode_rate(clips: list[Path], workers: int) -> dict:
-    started = time.perf_counter()
-    with ProcessPoolExecutor(workers) as pool:
-        frames = sum(pool.map(_decode_frames, clips))
-    seconds = time.perf_counter() - started
-    return {"clips": len(clips), "frames": frames, "seconds": round(seconds, 2), "frames_per_second": round(frames / seconds, 1)}
+    return _pool_rate(_decode_frames, clips, workers)
 
 
 def prepare_rate(raw: Path, out: Path, workers: int) -> dict:
     started = time.perf_counter()
     report = prepare_dataset(PrepareSettings(src=raw, out=out, workers=workers, progress=False))
-    seconds = time.perf_counter() - started
-    frames = sum(report.frames.values())
-    return {"clips": report.total_samples, "frames": frames, "seconds": round(seconds, 2), "frames_per_second": round(frames / seconds, 1)}
+    return _rate(report.total_samples, sum(report.frames.values()), time.perf_counter() - started)
 
 
 def naive_rate(clips: list[Path], workers: int) -> dict:
+    return _pool_rate(_detect_every_frame, clips, workers)
+
+
+def _pool_rate(work, clips: list[Path], workers: int) -> dict:
+    """Frames/s of `work(clip) -> frames` over all clips in `workers` processes."""
     started = time.perf_counter()
     with ProcessPoolExecutor(workers) as pool:
-        frames = sum(pool.map(_detect_every_frame, clips))
-    seconds = time.perf_counter() - started
-    return {"clips": len(clips), "frames": frames, "seconds": round(seconds, 2), "frames_per_second": round(frames / seconds, 1)}
+        frames = sum(pool.map(work, clips))
+    return _rate(len(clips), frames, time.perf_counter() - started)
+
+
+def _rate(clips: int, frames: int, seconds: float) -> dict:
+    return {"clips": clips, "frames": frames, "seconds": round(seconds, 2), "frames_per_second": round(frames / seconds, 1)}
 
 
 def _decode_frames(path: Path) -> int:

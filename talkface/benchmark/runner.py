@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -57,7 +58,7 @@ def run_benchmark(settings: BenchmarkSettings, say=print) -> dict:
     for stage, (model_class, kwargs, batch_size) in training.STAGES.items():
         say(f"{stage}: loader ({settings.loader_workers} workers) and training step ({accelerator}, {precision})")
         loader, batches = training.loader_rate(prepared, model_class, batch_size, settings.loader_workers)
-        extra = {"num_words": settings.words} if "num_words" in model_class.__init__.__code__.co_varnames else {}
+        extra = {"num_words": settings.words} if "num_words" in inspect.signature(model_class).parameters else {}
         step = training.training_rate(model_class(**kwargs, **extra), batches, settings.train_steps, accelerator, precision)
         results["training"][stage] = {"loader": loader, "train_step": step,
                                       "loader_over_step": round(loader["samples_per_second"] / step["samples_per_second"], 2)}

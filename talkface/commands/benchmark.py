@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 
@@ -34,9 +35,8 @@ def run(args: argparse.Namespace) -> int:
             short_seconds=args.short_seconds, long_seconds=args.long_seconds, device=args.device,
         )
         if args.quick:
-            settings = BenchmarkSettings(workdir=settings.workdir, words=4, clips_per_word=6, naive_clips=2,
-                                         train_steps=2, sizes=(128,), short_seconds=2.0, long_seconds=4.0, device=args.device,
-                                         workers=args.workers, loader_workers=min(args.loader_workers, 1))
+            settings = replace(settings, words=4, clips_per_word=6, naive_clips=2, train_steps=2, sizes=(128,),
+                               short_seconds=2.0, long_seconds=4.0, loader_workers=min(args.loader_workers, 1))
         results = run_benchmark(settings, say=lambda line: print(f"talkface benchmark: {line}", flush=True))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     partial = args.out.with_name(f".{args.out.name}.partial-{os.getpid()}")

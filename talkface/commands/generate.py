@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from talkface.errors import TalkfaceError
 from talkface.faces import BACKENDS
 
 
@@ -27,8 +28,6 @@ def run(args: argparse.Namespace) -> int:
     from talkface.generation import generate
 
     if args.out.suffix.lower() != ".mp4":
-        from talkface.errors import TalkfaceError
-
         raise TalkfaceError(f"--out {args.out}: the output is an mp4 file; give a name ending in .mp4")
     result = generate(
         args.image, args.audio, args.landmark_ckpt, args.generator_ckpt, args.out,

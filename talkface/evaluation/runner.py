@@ -79,10 +79,10 @@ def resolve_checkpoint(path: Path, option: str) -> Path:
     lasts = sorted(path.rglob("last.ckpt"), key=lambda p: p.stat().st_mtime)
     if not lasts:
         raise TalkfaceError(f"{option} {path}: no last.ckpt under this run folder; give a .ckpt file")
-    from talkface.training_cli import _best_recorded_in
+    from talkface.training_cli import best_recorded_in
 
     try:
-        return _best_recorded_in(lasts[-1])
+        return best_recorded_in(lasts[-1])
     except TalkfaceError:
         raise TalkfaceError(f"{option} {path}: {lasts[-1]} records no best checkpoint; give a .ckpt file") from None
 
@@ -136,27 +136,6 @@ def clips_evaluated(settings: Settings, meta: dict) -> int:
 
 
 # ---- checkpoints
-def load(checkpoint: Checkpoint, expected: type):
-    """The model and its data facts; wrong files fail with one line that names the option."""
-    from talkface.generation.checkpoints import (
-        STAGES,
-        load_stage,
-        read_checkpoint,
-        stage_of,
-    )
-
-    prefix = f"{checkpoint.option} {checkpoint.name}"
-    try:
-        found = stage_of(read_checkpoint(checkpoint.path))
-        if found is not expected:
-            what = f"a {STAGES[found][0]}" if found else "not a talkface"
-            raise TalkfaceError(f"{checkpoint.path} is {what} checkpoint; {checkpoint.option} needs a {STAGES[expected][0]} one")
-        return load_stage(checkpoint.path, expected)
-    except TalkfaceError as error:
-        message = str(error).removeprefix(f"{STAGES[expected][1]} ")  # load_stage names `generate`'s option
-        raise TalkfaceError(f"{prefix}: {message}") from None
-
-
 def check_landmark_data(checkpoint: Checkpoint, model, facts: dict, meta: dict, data_dir: Path) -> list[str]:
     """Refuse data with other audio features; notes when word accuracy cannot be measured."""
     from talkface.audio.features import FeatureConfig
@@ -249,8 +228,11 @@ class Loaded:
 
 
 def load_all(checkpoints: list[Checkpoint], expected: type) -> list[Loaded]:
-    """Every model up front, so a wrong file fails before minutes of work on the others."""
-    return [Loaded(checkpoint, *load(checkpoint, expected)) for checkpoint in checkpoints]
+    """Every model up front, so a wrong file fails before minutes of work on the others; messages
+    name the option that gave the file."""
+    from talkface.generation.checkpoints import load_stage
+
+    return [Loaded(c, *load_stage(c.path, expected, option=c.option)) for c in checkpoints]
 
 
 def evaluate(

@@ -49,11 +49,15 @@ def stage_of(checkpoint: dict) -> type | None:
     return None
 
 
-def load_stage(path: str | Path, expected: type) -> tuple[torch.nn.Module, dict]:
-    """The model in eval mode and the checkpoint's data facts (see lightning_modules/data_facts.py)."""
+def load_stage(path: str | Path, expected: type, option: str | None = None) -> tuple[torch.nn.Module, dict]:
+    """The model in eval mode and the checkpoint's data facts (see lightning_modules/data_facts.py).
+
+    `option` is the command-line option that named the file, for the messages (default: generate's).
+    """
     checkpoint = read_checkpoint(path)
     found = stage_of(checkpoint)
-    name, option, how = STAGES[expected]
+    name, default_option, how = STAGES[expected]
+    option = option or default_option
     if found is not expected:
         what = STAGES[found][0] if found else "not a talkface"
         raise TalkfaceError(f"{option} {path}: this is a {what} checkpoint; {option} needs a {name} one (made by `{how}`)")
@@ -69,6 +73,17 @@ def load_stage(path: str | Path, expected: type) -> tuple[torch.nn.Module, dict]
         detail = " ".join(str(error).split())[:200]
         raise TalkfaceError(f"{option} {path}: its weights do not match the model it describes ({detail})") from None
     return model.eval(), _data_facts(checkpoint)
+
+
+def save_untrained(model: torch.nn.Module, path: str | Path, crop_size: int = 128, vocabulary: list[str] | None = None) -> Path:
+    """A checkpoint with every key generation and evaluation read, for a model never trained:
+    speed does not depend on the weights (benchmark), and tests of error paths need no training."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hparams = dict(model.hparams) | {"_class_path": f"lightning_modules.{type(model).__name__}"}
+    facts = {"features": FeatureConfig().to_dict(), "crop_size": crop_size, "vocabulary": list(vocabulary or [])}
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams, DATA_FACTS_KEY: facts}, path)
+    return path
 
 
 def _data_facts(checkpoint: dict) -> dict:
