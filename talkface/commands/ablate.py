@@ -8,42 +8,33 @@ import sys
 import time
 from pathlib import Path
 
-from talkface.commands.runs import run_talkface, read_test_metrics
-from talkface.errors import TalkfaceError
+from talkface.commands.runs import read_test_metrics, run_talkface
+from talkface.recipes import find_recipe, load_composed
 
-# The word detector term trains only the detector (on true landmarks), never the landmark
-# generator, so it is in every variant: word accuracy is then measured the same way for all.
-RECONSTRUCTION = "reconstruction: {class_path: landmark_reconstruction, init_args: {weight: 1.0, mouth_weight: 3.0}}"
-DETECTOR = "detector: {class_path: word_detector, init_args: {weight: 0.01}}"
-TEMPORAL = "temporal: {class_path: temporal_residual, init_args: {weight: 1.0}}"
-SEMANTIC = "semantic: {class_path: word_semantic, init_args: {weight: 0.01}}"
-AUDIO_WORD = "audio_word: {class_path: audio_word, init_args: {weight: 0.01}}"
-SYNC = "sync: {class_path: audio_landmark_sync, init_args: {weight: 0.01}}"
-
+# Each variant is a packaged loss set (configs/losses/landmark/), the same files the recipes use.
 VARIANTS = {
-    "reconstruction only (ATVGnet-style)": [RECONSTRUCTION, DETECTOR],
-    "+ temporal residual": [RECONSTRUCTION, DETECTOR, TEMPORAL],
-    "+ semantic (word detector)": [RECONSTRUCTION, DETECTOR, TEMPORAL, SEMANTIC],
-    "all terms (+ audio-word, + sync)": [RECONSTRUCTION, DETECTOR, TEMPORAL, SEMANTIC, AUDIO_WORD, SYNC],
+    "reconstruction only (ATVGnet-style)": "losses/landmark/reconstruction_only",
+    "+ temporal residual": "losses/landmark/temporal",
+    "+ semantic (word detector)": "losses/landmark/semantic",
+    "all terms (+ audio-word, + sync)": "losses/landmark/all",
 }
 COLUMNS = {"test/lmd_mouth": "mouth LMD (px)", "test/velocity_error": "velocity error (px/frame)", "test/word_acc_predicted": "word acc. (predicted)"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-c", "--config", default="configs/landmark/sample.yaml", help="stage-1 recipe")
+    parser.add_argument("-c", "--config", default="landmark/sample", help="stage-1 recipe: a packaged name or a YAML file")
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"), help="folder for the runs and the table")
     parser.add_argument("--max-epochs", type=int, default=None, help="override the recipe's epochs (shorter runs)")
     parser.add_argument("overrides", nargs="*", help="extra Lightning CLI overrides after --, e.g. -- --data.num_workers=2")
 
 
 def run(args: argparse.Namespace) -> int:
-    if not Path(args.config).is_file():
-        raise TalkfaceError(f"{args.config}: no such config")
+    find_recipe(args.config)  # a missing recipe fails here, before any training
     rows = {}
-    for index, (name, terms) in enumerate(VARIANTS.items()):
+    for index, (name, loss_set) in enumerate(VARIANTS.items()):
         root = args.out / f"variant{index}"
         common = ["-c", args.config, "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false", *args.overrides]
-        losses = "{" + ", ".join(terms) + "}"
+        losses = json.dumps(load_composed(loss_set)["model"]["init_args"]["losses"])
         fit = ["fit", *common, "--model.init_args.losses", losses]
         if args.max_epochs:
             fit += ["--trainer.max_epochs", str(args.max_epochs), "--model.init_args.lr_decay_epochs", str(args.max_epochs)]

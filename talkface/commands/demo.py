@@ -8,8 +8,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from talkface.commands.runs import newest, read_test_metrics, recipe, run_talkface
+from talkface.commands.runs import newest, read_test_metrics, run_talkface
 from talkface.errors import TalkfaceError
+from talkface.recipes import find_recipe
 
 SENTENCE = "Talking faces from landmarks. About the family, the government and the people, every single day."
 
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     metrics, checkpoints = {}, {}
     for stage, (title, extra) in stages.items():
         root = out / "runs" / stage
-        common = ["-c", str(recipe(f"{stage}/sample.yaml")), *data, "--trainer.default_root_dir", str(root),
+        common = ["-c", str(find_recipe(f"{stage}/sample")), *data, "--trainer.default_root_dir", str(root),
                   "--trainer.enable_progress_bar", "false", *extra]
         steps.begin(f"training {title}")
         run_talkface(["fit", *common])

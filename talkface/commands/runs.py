@@ -13,17 +13,6 @@ from pathlib import Path
 
 from talkface.errors import TalkfaceError
 
-# The recipes live beside the package in a clone (`pip install -e .`).
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-
-
-def recipe(name: str) -> Path:
-    """configs/<name>, or a clear error when talkface was installed without its configs."""
-    path = CONFIGS / name
-    if not path.is_file():
-        raise TalkfaceError(f"{path}: recipe not found; run from a clone of the repository (pip install -e .)")
-    return path
-
 
 def run_talkface(args: list[str], quiet: bool = True) -> None:
     """`talkface ARGS` in a child process; its last stderr line becomes the error when it fails."""
