@@ -15,28 +15,45 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-# Facial parts of the 68-point scheme; each is a contiguous index range.
+from talkface.faces.layout import (
+    BROWS,
+    EYES,
+    INNER_LIPS,
+    JAW,
+    LEFT_BROW,
+    LEFT_EYE,
+    NOSE,
+    NOSE_BRIDGE,
+    NOSE_TIP,
+    NOSTRILS,
+    NUM_POINTS,
+    OUTER_LIPS,
+    RIGHT_BROW,
+    RIGHT_EYE,
+)
+
+# Facial parts of the 68-point scheme (talkface.faces.layout); each is a contiguous index range.
 PARTS: dict[str, range] = {
-    "jaw": range(0, 17),
-    "brows": range(17, 27),
-    "nose": range(27, 36),
-    "eyes": range(36, 48),
-    "outer_lips": range(48, 60),
-    "inner_lips": range(60, 68),
+    "jaw": JAW,
+    "brows": BROWS,
+    "nose": NOSE,
+    "eyes": EYES,
+    "outer_lips": OUTER_LIPS,
+    "inner_lips": INNER_LIPS,
 }
 
 # Polylines for contour drawing: (indices, closed, RGB colour). Brows, eyes and nose are split
 # into their left/right or bridge/base strokes so no line joins unrelated points.
 CONTOURS: list[tuple[range, bool, tuple[int, int, int]]] = [
-    (range(0, 17), False, (255, 255, 255)),  # jaw: white
-    (range(17, 22), False, (255, 170, 0)),  # right brow: orange
-    (range(22, 27), False, (255, 170, 0)),  # left brow
-    (range(27, 31), False, (0, 200, 255)),  # nose bridge: sky blue
-    (range(30, 36), True, (0, 200, 255)),  # nose base (tip + nostrils)
-    (range(36, 42), True, (0, 255, 0)),  # right eye: green
-    (range(42, 48), True, (0, 255, 0)),  # left eye
-    (range(48, 60), True, (255, 0, 0)),  # outer lips: red
-    (range(60, 68), True, (255, 0, 255)),  # inner lips: magenta
+    (JAW, False, (255, 255, 255)),  # jaw: white
+    (RIGHT_BROW, False, (255, 170, 0)),  # right brow: orange
+    (LEFT_BROW, False, (255, 170, 0)),  # left brow
+    (NOSE_BRIDGE, False, (0, 200, 255)),  # nose bridge: sky blue
+    (range(NOSE_TIP, NOSTRILS.stop), True, (0, 200, 255)),  # nose base (tip + nostrils)
+    (RIGHT_EYE, True, (0, 255, 0)),  # right eye: green
+    (LEFT_EYE, True, (0, 255, 0)),  # left eye
+    (OUTER_LIPS, True, (255, 0, 0)),  # outer lips: red
+    (INNER_LIPS, True, (255, 0, 255)),  # inner lips: magenta
 ]
 
 
@@ -54,7 +71,7 @@ def _channel_indices(groups: str | Sequence[Sequence[int]]) -> list[np.ndarray] 
 def heatmap_channels(groups: str | Sequence[Sequence[int]] = "parts") -> int:
     """How many channels `render_heatmaps` gives for `groups`."""
     index_groups = _channel_indices(groups)
-    return 68 if index_groups is None else len(index_groups)
+    return NUM_POINTS if index_groups is None else len(index_groups)
 
 
 def render_heatmaps(

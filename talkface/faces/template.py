@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from talkface.faces.layout import CHIN, EYES, JAW, LEFT_BROW, LEFT_EYE, MOUTH, NUM_POINTS, RIGHT_BROW, RIGHT_EYE, span
+
 TEMPLATE_FILE = Path(__file__).with_name("template_68.json")
 DEFAULT_FACES = Path(
     os.environ.get("TALKFACE_REAL_DATA", Path(__file__).resolve().parents[3] / "shared" / "data" / "real")
@@ -31,8 +33,8 @@ CHIN_Y = 0.92
 
 # Left/right pairs of the standard 68-point (iBUG 300-W) scheme; unlisted points are on the axis.
 MIRROR_PAIRS = (
-    [(i, 16 - i) for i in range(8)]  # jaw
-    + [(17, 26), (18, 25), (19, 24), (20, 23), (21, 22)]  # brows
+    [(JAW[i], JAW[-1 - i]) for i in range(len(JAW) // 2)]  # jaw: (0, 16), (1, 15), ... (7, 9)
+    + list(zip(RIGHT_BROW, reversed(LEFT_BROW), strict=True))  # brows: (17, 26), ... (21, 22)
     + [(31, 35), (32, 34)]  # nostrils
     + [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]  # eyes
     + [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58)]  # outer lips
@@ -42,7 +44,7 @@ MIRROR_PAIRS = (
 
 def mirror_permutation() -> np.ndarray:
     """Index map taking each point to its mirror partner (itself on the axis)."""
-    perm = np.arange(68)
+    perm = np.arange(NUM_POINTS)
     for a, b in MIRROR_PAIRS:
         perm[a], perm[b] = b, a
     return perm
@@ -77,7 +79,7 @@ def procrustes_mean(shapes: list[np.ndarray], iterations: int = 100, tol: float 
 
 def make_upright_symmetric(shape: np.ndarray) -> np.ndarray:
     """Rotate so the eye line is horizontal, then average with the mirror image (exact symmetry)."""
-    right_eye, left_eye = shape[36:42].mean(axis=0), shape[42:48].mean(axis=0)
+    right_eye, left_eye = shape[span(RIGHT_EYE)].mean(axis=0), shape[span(LEFT_EYE)].mean(axis=0)
     dx, dy = left_eye - right_eye
     angle = -np.arctan2(dy, dx)
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
@@ -88,10 +90,10 @@ def make_upright_symmetric(shape: np.ndarray) -> np.ndarray:
 
 def place_in_unit_square(shape: np.ndarray) -> np.ndarray:
     """Scale and shift an upright, symmetric shape (axis x = 0) into the unit square."""
-    mouth_y = shape[48:68, 1].mean()
-    scale = (CHIN_Y - MOUTH_Y) / (shape[8, 1] - mouth_y)
+    mouth_y = shape[span(MOUTH), 1].mean()
+    scale = (CHIN_Y - MOUTH_Y) / (shape[CHIN, 1] - mouth_y)
     placed = shape * scale
-    return placed + np.array([0.5, CHIN_Y - placed[8, 1]])
+    return placed + np.array([0.5, CHIN_Y - placed[CHIN, 1]])
 
 
 def build_template(landmark_sets: list[np.ndarray]) -> np.ndarray:
@@ -140,8 +142,8 @@ def rebuild(faces_dir: Path = DEFAULT_FACES, path: Path = TEMPLATE_FILE) -> dict
 @lru_cache(maxsize=1)
 def _unit_template() -> np.ndarray:
     points = np.array(json.loads(TEMPLATE_FILE.read_text())["points"], dtype=np.float64)
-    if points.shape != (68, 2):
-        raise ValueError(f"{TEMPLATE_FILE} holds {points.shape} points, expected (68, 2)")
+    if points.shape != (NUM_POINTS, 2):
+        raise ValueError(f"{TEMPLATE_FILE} holds {points.shape} points, expected ({NUM_POINTS}, 2)")
     return points
 
 
@@ -163,7 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     record = rebuild(args.faces)
     points = np.array(record["points"])
     print(f"wrote {TEMPLATE_FILE} from {len(record['sources'])} photos")
-    print(f"eyes y={points[36:48, 1].mean():.3f}, mouth y={points[48:68, 1].mean():.3f}, chin y={points[8, 1]:.3f}")
+    eyes_y, mouth_y = points[span(EYES), 1].mean(), points[span(MOUTH), 1].mean()
+    print(f"eyes y={eyes_y:.3f}, mouth y={mouth_y:.3f}, chin y={points[CHIN, 1]:.3f}")
 
 
 if __name__ == "__main__":

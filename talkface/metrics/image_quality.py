@@ -23,7 +23,9 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-MOUTH_POINTS = range(48, 68)
+from talkface.faces.layout import MOUTH, NUM_POINTS, span
+
+MOUTH_POINTS = MOUTH
 # 96 px on a 256 crop, 48 on a 128 crop: the lips with a margin, as lip-reading crops use.
 DEFAULT_BOX_FRACTION = 0.375
 
@@ -36,12 +38,12 @@ def mouth_boxes(landmarks: Tensor, size: int | tuple[int, int], box_fraction: fl
     leave the image is shifted back inside it (never shrunk).
     """
     height, width = (size, size) if isinstance(size, int) else size
-    if landmarks.ndim != 3 or landmarks.shape[-2:] != (68, 2):
+    if landmarks.ndim != 3 or landmarks.shape[-2:] != (NUM_POINTS, 2):
         raise ValueError(f"landmarks must be (B, 68, 2), got {tuple(landmarks.shape)}")
     if not 0.0 < box_fraction <= 1.0:
         raise ValueError(f"box_fraction must be in (0, 1], got {box_fraction}")
     side = max(1, round(box_fraction * min(height, width)))
-    centre = landmarks[:, MOUTH_POINTS.start : MOUTH_POINTS.stop, :].mean(dim=1)  # (B, 2)
+    centre = landmarks[:, span(MOUTH_POINTS), :].mean(dim=1)  # (B, 2)
     x0 = torch.round(centre[:, 0] * width - side / 2).long().clamp(0, width - side)
     y0 = torch.round(centre[:, 1] * height - side / 2).long().clamp(0, height - side)
     return torch.stack([x0, y0, x0 + side, y0 + side], dim=1)
@@ -54,7 +56,7 @@ def crop_boxes(images: Tensor, boxes: Tensor) -> Tensor:
     sizes = {(int(x1 - x0), int(y1 - y0)) for x0, y0, x1, y1 in boxes.tolist()}
     if len(sizes) > 1:
         raise ValueError(f"boxes must all have one size to stack, got {sorted(sizes)}")
-    return torch.stack([image[:, y0:y1, x0:x1] for image, (x0, y0, x1, y1) in zip(images, boxes.tolist())])
+    return torch.stack([image[:, y0:y1, x0:x1] for image, (x0, y0, x1, y1) in zip(images, boxes.tolist(), strict=True)])
 
 
 def _flatten_images(preds: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
@@ -134,7 +136,7 @@ class _MouthMixin:
     def update(self, preds: Tensor, target: Tensor, landmarks: Tensor) -> None:
         """preds, target: (B, [T,] 3, H, W) in [0, 1]; landmarks: the target's (B, [T,] 68, 2), normalised."""
         preds, target = _flatten_images(preds, target)
-        landmarks = landmarks.reshape(-1, 68, 2)
+        landmarks = landmarks.reshape(-1, NUM_POINTS, 2)
         if landmarks.shape[0] != preds.shape[0]:
             raise ValueError(f"{landmarks.shape[0]} landmark sets for {preds.shape[0]} images")
         boxes = mouth_boxes(landmarks, (preds.shape[-2], preds.shape[-1]), self.box_fraction)

@@ -18,10 +18,12 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from talkface.faces.layout import FACE, MOUTH, NUM_POINTS, span
+
 # Point sets of the 68-point iBUG layout a metric can be computed on.
 POINT_SETS: dict[str, range] = {
-    "mouth": range(48, 68),  # outer lips 48–59 + inner lips 60–67
-    "face": range(0, 68),
+    "mouth": MOUTH,  # outer lips 48–59 + inner lips 60–67
+    "face": FACE,
 }
 
 
@@ -29,15 +31,14 @@ def select_points(landmarks: Tensor, points: str) -> Tensor:
     """The `points` subset ("mouth" or "face") of (..., 68, 2) landmarks."""
     if points not in POINT_SETS:
         raise ValueError(f"points must be one of {sorted(POINT_SETS)}, got {points!r}")
-    index = POINT_SETS[points]
-    return landmarks[..., index.start : index.stop, :]
+    return landmarks[..., span(POINT_SETS[points]), :]
 
 
 def check_landmark_pair(pred: Tensor, target: Tensor) -> None:
     """Fail with a clear message unless both are (B, T, 68, 2) of the same shape."""
     if pred.shape != target.shape:
         raise ValueError(f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
-    if pred.ndim != 4 or pred.shape[-2:] != (68, 2):
+    if pred.ndim != 4 or pred.shape[-2:] != (NUM_POINTS, 2):
         raise ValueError(f"landmarks must be (B, T, 68, 2), got {tuple(pred.shape)}")
 
 

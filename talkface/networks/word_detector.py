@@ -9,7 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-MOUTH_AND_JAW = list(range(0, 17)) + list(range(48, 68))
+from talkface.faces.layout import JAW, MOUTH
+
+MOUTH_AND_JAW = [*JAW, *MOUTH]
 
 
 class WordDetector(nn.Module):

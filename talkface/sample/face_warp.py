@@ -22,12 +22,14 @@ import numpy as np
 
 from talkface.errors import NoFaceError, TalkfaceError
 from talkface.faces import get_extractor, similarity_transform
+from talkface.faces.layout import INNER_LIPS, INNER_MOUTH_CORNERS, JAW, MOUTH, MOUTH_CORNERS, OUTER_LIPS, STABLE, span
 
 FRAME_SIZE = 256
 # DESIGN: rows 20-260, columns 110-350 of skimage's astronaut are a face-centred 240² region.
 ASTRONAUT_CROP = (20, 260, 110, 350)  # top, bottom, left, right
 
-UPPER_INNER, LOWER_INNER = (61, 62, 63), (67, 66, 65)  # facing pairs of the inner lip
+# Facing pairs of the inner lip: 61-63 above, 67-65 below.
+UPPER_INNER, LOWER_INNER = tuple(INNER_LIPS[1:4]), tuple(reversed(INNER_LIPS[5:]))
 MAX_GAP = 0.45  # inner-lip gap at openness 1, in mouth widths
 JAW_FOLLOW = 0.7  # the chin drops this fraction of the lower lip's drop
 UPPER_LIFT = 0.12  # the upper lip rises this fraction of the gap
@@ -40,11 +42,11 @@ RBF_SMOOTHING = 1e-2  # ridge term: keeps the fields smooth where control points
 # (used below it); they share the mouth corners and the pinned points, so beyond the corners
 # they agree and are blended smoothly. Inside the mouth the switch happens in the cavity, which
 # is painted over.
-_PINNED = tuple(range(0, 3)) + tuple(range(14, 17)) + tuple(range(27, 48))  # upper jaw, nose, eyes
-_CORNERS = (48, 54, 60, 64)
-_UPPER_LIP = (49, 50, 51, 52, 53, 61, 62, 63)
-_LOWER_LIP = (55, 56, 57, 58, 59, 65, 66, 67)
-_JAW = tuple(range(4, 13))
+_PINNED = tuple(JAW[:3]) + tuple(JAW[-3:]) + tuple(STABLE)  # upper jaw (0-2, 14-16), nose, eyes
+_CORNERS = MOUTH_CORNERS + INNER_MOUTH_CORNERS  # 48, 54, 60, 64
+_UPPER_LIP = tuple(OUTER_LIPS[1:6]) + UPPER_INNER  # 49-53, 61-63
+_LOWER_LIP = tuple(OUTER_LIPS[7:]) + tuple(INNER_LIPS[5:])  # 55-59, 65-67
+_JAW = tuple(JAW[4:13])  # the jaw below the cheeks, 4-12
 # Midpoints of lower lip and jaw (55-59 with 10-6): the skin between them moves with them.
 _CHIN_PAIRS = ((55, 10), (56, 9), (57, 8), (58, 7), (59, 6))
 
@@ -100,7 +102,8 @@ class FaceRig:
         image, self.to_frame = _reduce_for_sampling(image, np.asarray(to_frame, np.float64))
         self.from_frame = cv2.invertAffineTransform(self.to_frame)
         landmarks = np.asarray(landmarks, np.float64)
-        self.mouth_width = float(np.linalg.norm(landmarks[54] - landmarks[48]))
+        right, left = MOUTH_CORNERS
+        self.mouth_width = float(np.linalg.norm(landmarks[left] - landmarks[right]))
         self.photo_gap = inner_lip_gap(landmarks)
         self.image, self.landmarks = _close_mouth(image, self.from_frame, landmarks)
         w = self.mouth_width
@@ -134,13 +137,14 @@ class FaceRig:
         points[66, 1] += drop
         points[[65, 67], 1] += 0.85 * drop  # a rounded lower lip, not a box
         points[[55, 59], 1] += 0.8 * drop + 0.6 * protrude
-        for index, weight in zip(_JAW, (0.15, 0.4, 0.7, 0.9, 1.0, 0.9, 0.7, 0.4, 0.15)):
+        for index, weight in zip(_JAW, (0.15, 0.4, 0.7, 0.9, 1.0, 0.9, 0.7, 0.4, 0.15), strict=True):
             points[index, 1] += weight * JAW_FOLLOW * drop
 
         # Corners: out with spread, in with rounding and a little as the jaw opens; they drop
         # with the jaw and rise with a spread (smile). Lip points near the corners follow
         # halfway, the inner ones more with rounding (a rounder opening).
-        centre_x = (self.landmarks[48, 0] + self.landmarks[54, 0]) / 2
+        right, left = MOUTH_CORNERS
+        centre_x = (self.landmarks[right, 0] + self.landmarks[left, 0]) / 2
         corner = (0.10 * spread - 0.16 * rounding - 0.04 * openness) * w
         for index in _CORNERS:
             points[index, 0] += np.sign(self.landmarks[index, 0] - centre_x) * corner
@@ -172,13 +176,13 @@ class FaceRig:
             map_x[window] -= a * shift_x + b * shift_y
             map_y[window] -= c * shift_x + d * shift_y
         image = cv2.remap(self.image, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        _paint_mouth(image, _apply_points(pose, moved[60:68]), self.mouth_width * look.scale)
+        _paint_mouth(image, _apply_points(pose, moved[span(INNER_LIPS)]), self.mouth_width * look.scale)
         return cv2.LUT(image, _colour_table(look))
 
     def render_clip(self, openness, spread, rounding, look: ClipLook, fps: int) -> np.ndarray:
         """(T, 256, 256, 3) uint8 frames for per-frame mouth shapes."""
         return np.stack([
-            self.render(o, s, r, look, i / fps) for i, (o, s, r) in enumerate(zip(openness, spread, rounding))
+            self.render(o, s, r, look, i / fps) for i, (o, s, r) in enumerate(zip(openness, spread, rounding, strict=False))
         ])
 
     def _mouth_window(self, pose: np.ndarray) -> tuple[int, int, int, int]:
@@ -220,7 +224,8 @@ class FaceRig:
         # Which field applies: coarse everywhere, exact near the lips (their edges must be sharp).
         coarse_below = _below_mouth_line(moved, coarse_points[:, 0], coarse_points[:, 1])
         below = cv2.resize(coarse_below.reshape(coarse[1], coarse[0]), (width, height), interpolation=cv2.INTER_LINEAR)
-        (x0, y0), (x1, y1) = moved[48:68].min(axis=0) - 6, moved[48:68].max(axis=0) + 6
+        lips = moved[span(MOUTH)]
+        (x0, y0), (x1, y1) = lips.min(axis=0) - 6, lips.max(axis=0) + 6
         near = (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
         below[near] = _below_mouth_line(moved, xs[near], ys[near])
         field = fields[0] + (fields[1] - fields[0]) * below[..., None]
@@ -233,12 +238,14 @@ def _below_mouth_line(moved: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.n
     Beyond the mouth corners both lips are the corner's height and the ramp widens with the
     distance, because there the two fields agree and only need blending.
     """
-    upper_x, upper_y = moved[60:65, 0], moved[60:65, 1]
-    lower = moved[[60, 67, 66, 65, 64]]
+    right, left = INNER_MOUTH_CORNERS
+    upper = moved[right : left + 1]  # 60 -> 64 along the upper inner lip
+    upper_x, upper_y = upper[:, 0], upper[:, 1]
+    lower = moved[[right, *reversed(INNER_LIPS[4:])]]  # 60, 67, 66, 65, 64 along the lower one
     order_u, order_l = np.argsort(upper_x), np.argsort(lower[:, 0])
     y_top = np.interp(xs, upper_x[order_u], upper_y[order_u])
     y_bottom = np.interp(xs, lower[order_l, 0], lower[order_l, 1])
-    outside = np.maximum(0.0, np.maximum(moved[60, 0] - xs, xs - moved[64, 0]))
+    outside = np.maximum(0.0, np.maximum(moved[right, 0] - xs, xs - moved[left, 0]))
     mid = (y_top + y_bottom) / 2
     half = np.maximum((y_bottom - y_top) / 2, 0.0) + 0.5 + 0.6 * outside
     t = np.clip((ys - mid) / (2 * half) + 0.5, 0.0, 1.0)
@@ -254,7 +261,7 @@ def _close_mouth(image: np.ndarray, from_frame: np.ndarray, landmarks: np.ndarra
     """
     landmarks = landmarks.copy()
     if inner_lip_gap(landmarks) > 1.0:
-        polygon = _apply_points(from_frame, landmarks[60:68])
+        polygon = _apply_points(from_frame, landmarks[span(INNER_LIPS)])
         mask = np.zeros(image.shape[:2], np.uint8)
         cv2.fillPoly(mask, [np.round(polygon * SUBPIXEL).astype(np.int32)], 255, cv2.LINE_8, shift=3)
         mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
@@ -296,7 +303,7 @@ def photo_rig(image: np.ndarray, name: str) -> FaceRig:
         landmarks = get_extractor("dlib").landmarks(small, name=name) / factor
     except NoFaceError:
         raise NoFaceError(f"no face found in {name}: give photos with one clear, frontal face") from None
-    stable = list(range(27, 48))
+    stable = list(STABLE)
     to_frame = _zoom_to_fill(similarity_transform(landmarks[stable], reference[stable]), image.shape)
     framed = _apply_points(to_frame, landmarks)
     rig = FaceRig(image, to_frame, framed, name=name)
