@@ -1,16 +1,15 @@
-"""Shared fixtures: where the real media lives, and a scratch dir per test."""
+"""Shared fixtures: the real media, a tiny prepared sample, small trained checkpoints.
+
+Plain helpers (paths, media writers, CLI runners) live in tests/helpers/; import them from there.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-# The real media set sits beside the repository (../shared/data/real); TALKFACE_REAL_DATA overrides.
-REAL_DATA = Path(os.environ.get("TALKFACE_REAL_DATA", REPO.parent / "shared" / "data" / "real"))
-LRW_WORDS = REAL_DATA.parent / "lrw_words.txt"
+from tests.helpers.real_data import REAL_DATA
 
 
 @pytest.fixture(scope="session")
@@ -18,16 +17,6 @@ def real_data() -> Path:
     if not REAL_DATA.is_dir():
         pytest.skip(f"real media not present at {REAL_DATA} (a fresh clone has none; CI has it)")
     return REAL_DATA
-
-
-def real_files(kind: str) -> list[Path]:
-    """Files of `videos`, `faces` or `audio`, for parametrising; empty when absent."""
-    folder = REAL_DATA / kind
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix != ".md") if folder.is_dir() else []
-
-
-def needs_real_data():
-    return pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real media not present at {REAL_DATA}")
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +36,7 @@ def tiny_prepared(tmp_path_factory) -> Path:
 def small_checkpoints(tiny_prepared, tmp_path_factory) -> dict[str, Path]:
     """Small stage-1 and stage-2 models really trained on `tiny_prepared` (20 and 4 epochs, about a
     minute): enough for generation to keep a face and for evaluation to fill every table."""
-    from tests.test_training_cli import cpu_overrides, data_overrides, run_cli, small_model
+    from tests.helpers.cli import cpu_overrides, data_overrides, run_cli, small_model
 
     checkpoints = {}
     for stage, recipe, epochs in [("landmark", "configs/landmark/sample.yaml", 20), ("generator", "configs/generator/sample.yaml", 4)]:

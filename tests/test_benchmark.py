@@ -7,7 +7,7 @@ import json
 import pytest
 
 from talkface.benchmark.report import format_report, targets
-from tests.test_training_cli import run_cli
+from tests.helpers.cli import run_cli
 
 
 def results(prepare_fps: float, decode_fps: float, loader: float, step: float, gen_fps: float, rss: tuple[float, float]) -> dict:

@@ -10,7 +10,7 @@ import pytest
 from talkface import SAMPLE_RATE
 from talkface.cli import main
 from talkface.media import write_mp4
-from tests.media_factory import numbered_frames, tone
+from tests.helpers.media_factory import numbered_frames, tone
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -14,8 +14,8 @@ import torch
 from datamodules import LRWDataModule
 from talkface.errors import TalkfaceError
 from talkface.prepare import PrepareSettings, prepare_dataset
-from tests.conftest import REPO
-from tests.media_factory import lrw_tree
+from tests.helpers.media_factory import lrw_tree
+from tests.helpers.real_data import REPO
 
 STAGE_ONE = ["id", "audio_windows", "landmarks", "identity_landmarks", "word", "word_mask", "audio"]
 STAGE_TWO = STAGE_ONE + ["frames", "reference_frame", "reference_landmarks"]

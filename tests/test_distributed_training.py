@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO
-from tests.test_training_cli import data_overrides, run_cli, small_model
+from tests.helpers.cli import data_overrides, run_cli, small_model
+from tests.helpers.real_data import REPO
 
 pytestmark = pytest.mark.slow
 

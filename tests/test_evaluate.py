@@ -24,8 +24,8 @@ from talkface.evaluation.report import (
 )
 from talkface.evaluation.runner import resolve_checkpoint
 from talkface.generation.checkpoints import save_untrained
-from tests.conftest import REAL_DATA, REPO, needs_real_data
-from tests.test_training_cli import run_cli
+from tests.helpers.cli import run_cli
+from tests.helpers.real_data import REAL_DATA, REPO, needs_real_data
 
 
 @pytest.fixture(scope="module")

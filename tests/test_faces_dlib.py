@@ -5,13 +5,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from conftest import needs_real_data, real_files
 from skimage.data import astronaut
 
 from talkface.errors import MissingWeightsError, NoFaceError, TalkfaceError
 from talkface.faces import SeveralFacesWarning, get_extractor
 from talkface.faces.dlib_backend import DlibExtractor
 from talkface.media import read_image, read_video
+from tests.helpers.real_data import needs_real_data, real_files
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,12 @@ import torch
 from lightning_modules import FaceGenModule, LandmarkModule
 from talkface import SAMPLE_RATE
 from talkface.cli import main
-from talkface.generation.checkpoints import save_untrained
 from talkface.faces import get_extractor
 from talkface.generation import generate
+from talkface.generation.checkpoints import save_untrained
 from talkface.media import read_audio, read_video
-from tests.conftest import REAL_DATA, REPO, needs_real_data, real_files
-from tests.media_factory import astronaut_face, tone, write_audio_file
+from tests.helpers.media_factory import astronaut_face, tone, write_audio_file
+from tests.helpers.real_data import REAL_DATA, REPO, needs_real_data, real_files
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from lightning_modules import FaceGenModule
-from lightning_modules.facegen_module import to_unit, to_uint8
 from talkface.cli import main
 from talkface.metrics.image_quality import crop_boxes, mouth_boxes
-from tests.test_training_cli import data_overrides
+from talkface.networks.pixel_range import to_uint8, to_unit
+from tests.helpers.cli import data_overrides
 
 pytestmark = pytest.mark.slow
 

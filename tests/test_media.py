@@ -10,8 +10,8 @@ import pytest
 from talkface import FPS, SAMPLE_RATE
 from talkface.errors import MediaError
 from talkface.media import Mp4Writer, read_audio, read_image, read_video, write_mp4
-from tests.conftest import real_files
-from tests.media_factory import numbered_frames, tone, write_audio_file
+from tests.helpers.media_factory import numbered_frames, tone, write_audio_file
+from tests.helpers.real_data import real_files
 
 FRAME = 1.0 / FPS
 

@@ -32,7 +32,7 @@ from talkface.metrics import (
     mouth_boxes,
     word_accuracy,
 )
-from tests.conftest import REPO
+from tests.helpers.real_data import REPO
 
 SCALE = 256.0
 INDICES = {"mouth": list(range(48, 68)), "face": list(range(68))}

@@ -17,7 +17,7 @@ from litdata import StreamingDataset
 from talkface.cli import main
 from talkface.errors import TalkfaceError
 from talkface.prepare import PrepareSettings, prepare_dataset
-from tests.media_factory import face_clip, lrw_tree, tone, write_mp4_file
+from tests.helpers.media_factory import face_clip, lrw_tree, tone, write_mp4_file
 
 WORDS = {"ABOUT": {"train": 3, "val": 1, "test": 1}, "BLACK": {"train": 3, "val": 1, "test": 1}}
 

@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import LRW_WORDS, REAL_DATA, needs_real_data
 from talkface import FPS, SAMPLE_RATE
 from talkface.cli import main
 from talkface.errors import NoFaceError, TalkfaceError
@@ -20,6 +19,7 @@ from talkface.sample.builder import NUM_SAMPLES
 from talkface.sample.face_warp import astronaut_rig, inner_lip_gap
 from talkface.sample.speech import synthesize
 from talkface.sample.visemes import viseme_track
+from tests.helpers.real_data import LRW_WORDS, REAL_DATA, needs_real_data
 
 WORDS = ["ABOUT", "PEOPLE"]
 SPLITS = {"train": 2, "val": 1, "test": 1}

@@ -14,7 +14,7 @@ from talkface.media import read_audio
 from talkface.media.audio_stream import probe_audio, stream_audio
 from talkface.networks.audio_to_landmarks import AudioToLandmarks
 from talkface.networks.landmark_stream import LandmarkStream
-from tests.media_factory import tone, write_audio_file
+from tests.helpers.media_factory import tone, write_audio_file
 
 
 @pytest.mark.parametrize("kind", ["mel", "mfcc"])

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-
 import av
 import pytest
 
-from tests.test_training_cli import data_overrides, run_cli, small_model
+from tests.helpers.cli import data_overrides, run_cli, small_model
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ import lightning as L
 import torch
 
 from lightning_modules import FaceGenModule, LandmarkModule
-from lightning_modules.facegen_module import to_unit
+from talkface.networks.pixel_range import to_unit
 
 
 class EndToEnd(L.LightningModule):

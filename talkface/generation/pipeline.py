@@ -19,7 +19,6 @@ import torch
 from tqdm import tqdm
 
 from lightning_modules import FaceGenModule, LandmarkModule
-from lightning_modules.facegen_module import to_uint8, to_unit
 from talkface import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from talkface.audio.streaming import WindowStream
 from talkface.errors import MediaError, TalkfaceError
@@ -29,6 +28,7 @@ from talkface.generation.face_input import FaceInput, load_face
 from talkface.media.audio_stream import probe_audio, stream_audio
 from talkface.media.mp4_writer import Mp4Writer
 from talkface.networks.landmark_stream import LandmarkStream
+from talkface.networks.pixel_range import to_uint8, to_unit
 
 MIN_SECONDS = 0.2  # 5 frames
 SILENCE_PEAK = 10 ** (-60 / 20)  # -60 dBFS

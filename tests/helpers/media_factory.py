@@ -8,7 +8,11 @@ from pathlib import Path
 import av
 import numpy as np
 
-CONTAINERS = {".wav": ("wav", "pcm_s16le", "s16"), ".flac": ("flac", "flac", "s16"), ".mp3": ("mp3", "libmp3lame", "fltp")}
+CONTAINERS = {
+    ".wav": ("wav", "pcm_s16le", "s16"),
+    ".flac": ("flac", "flac", "s16"),
+    ".mp3": ("mp3", "libmp3lame", "fltp"),
+}
 
 
 def tone(seconds: float, rate: int, frequency: float = 440.0, amplitude: float = 0.5) -> np.ndarray:
@@ -66,7 +70,10 @@ def face_clip(path: Path, frames: int = 29, seed: int = 0, with_audio: bool = Tr
     face = astronaut_face(size)
     drift = np.cumsum(rng.normal(0, 0.6, (frames, 2)), axis=0)
     video = np.stack(
-        [cv2.warpAffine(face, np.float32([[1, 0, dx], [0, 1, dy]]), (size, size), borderMode=cv2.BORDER_REPLICATE) for dx, dy in drift]
+        [
+            cv2.warpAffine(face, np.float32([[1, 0, dx], [0, 1, dy]]), (size, size), borderMode=cv2.BORDER_REPLICATE)
+            for dx, dy in drift
+        ]
     )
     audio = tone(frames / 25, 16000, 200 + 40 * seed, 0.3) if with_audio else None
     return write_mp4_file(path, video, audio)
