@@ -20,7 +20,15 @@ from talkface.media import Mp4Writer
 
 
 class VideoSamples(L.Callback):
+    """Writes validation samples as mp4 with the clip's audio, and logs them to W&B."""
+
     def __init__(self, every_n_val_epochs: int = 1, max_videos: int = 2, landmark_size: int = 256) -> None:
+        """
+        Args:
+            every_n_val_epochs: write videos at every n-th validation (not training epoch).
+            max_videos: clips per validation, from those the module kept (its `samples_to_keep`).
+            landmark_size: side in pixels of each landmark drawing (stage 1 videos).
+        """
         super().__init__()
         self.every_n_val_epochs = every_n_val_epochs
         self.max_videos = max_videos
@@ -50,10 +58,14 @@ class VideoSamples(L.Callback):
             size = self.landmark_size
             predicted = samples["predicted"][index].numpy() * size
             target = samples["target"][index].numpy() * size
-            return np.stack([
-                np.concatenate([render_contours(p, size, thickness=2), render_contours(t, size, thickness=2)], axis=1)
-                for p, t in zip(predicted, target)
-            ])
+            return np.stack(
+                [
+                    np.concatenate(
+                        [render_contours(p, size, thickness=2), render_contours(t, size, thickness=2)], axis=1
+                    )
+                    for p, t in zip(predicted, target, strict=True)
+                ]
+            )
         stride = int(samples.get("frame_stride", 1))
         target = samples["target"][index]  # (T, 3, S, S) uint8, every frame of the clip
         reference = samples["reference"][index]
@@ -72,8 +84,12 @@ class VideoSamples(L.Callback):
                 import wandb
 
                 logger.experiment.log(
-                    {"val/samples": [wandb.Video(str(path), format="mp4", caption=clip_id) for clip_id, path in paths],
-                     "trainer/global_step": trainer.global_step}
+                    {
+                        "val/samples": [
+                            wandb.Video(str(path), format="mp4", caption=clip_id) for clip_id, path in paths
+                        ],
+                        "trainer/global_step": trainer.global_step,
+                    }
                 )
 
 

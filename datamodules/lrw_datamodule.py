@@ -28,6 +28,8 @@ class EpochResumingLoader(StreamingDataLoader):
 
 
 class LRWDataModule(L.LightningDataModule):
+    """The prepared dataset (LRW, GRID, any video folder, or the built-in sample) for both stages."""
+
     def __init__(
         self,
         data_dir: str,
@@ -51,17 +53,32 @@ class LRWDataModule(L.LightningDataModule):
         """
         Args:
             data_dir: a folder made by `talkface prepare` (or to be made from `raw_dir`).
-            batch_size: global batch size, divided over all devices (must divide evenly).
-            fields: data fields to load; default: what the LightningModule's `data_fields` asks for.
+            batch_size: global batch size, divided over all devices of all nodes (must divide
+                evenly).
+            num_workers: loader worker processes per device.
+            fields: data fields to load; default: what the LightningModule's `data_fields` asks
+                for (its loss terms must still find theirs).
             raw_dir: a raw dataset (LRW layout, GRID or a video folder); when given and `data_dir`
                 is not prepared yet, `prepare_data` prepares it once (on one process).
             sample: settings of the built-in sample (e.g. {num_words: 20, train: 12, val: 3,
                 test: 3, seed: 0}); when given and `raw_dir` does not exist yet, the sample is
                 built there first, so a config runs from nothing.
-            landmark_jitter, color_jitter, max_shift: training-only augmentation (stage 1 landmark
-                noise in normalised units; stage 2 colour gain and pixel shifts).
+            prepare_workers: worker processes for that preparation.
+            prepare_backend: landmark detector for that preparation: "dlib" or "face_alignment".
+            prepare_crop: side in pixels of the aligned face crops that preparation writes.
+            train_split: split trained on (a folder name inside `data_dir`).
+            val_split: split validated on; when it was not prepared, there is no validation.
+            test_split: split that `test` and `predict` read.
+            landmark_jitter: training only: std of a random per-frame shift of the landmarks, in
+                units of the crop side (stage 1's imitation of small head motion).
+            color_jitter: training only: per-channel gain within 1 ± this, plus a brightness
+                offset within ± 64 × this grey levels, per clip (stage 2).
+            max_shift: training only: frames and landmarks of a clip move together by up to this
+                many pixels in x and y (stage 2).
             reference_frame: which frame gives the identity in training, "random" (default) or
                 "first"; validation and test always use the first frame.
+            shuffle_seed: seed of the training shuffle order (the same on every rank, so the
+                shards do not overlap).
         """
         super().__init__()
         self.save_hyperparameters()

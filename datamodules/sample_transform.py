@@ -110,4 +110,3 @@ class SampleTransform:
             bias = (torch.rand(()) * 2 - 1) * self.color_jitter * 64
             tensor = (tensor.float() * gain + bias).clamp(0, 255).to(torch.uint8)
         return tensor
-

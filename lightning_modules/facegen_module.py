@@ -19,6 +19,7 @@ from losses.adversarial import Adversarial
 from talkface.metrics import FramePSNR, FrameSSIM, MouthPSNR, MouthSSIM
 from talkface.metrics.redetected_distance import RedetectedLandmarkDistance
 from talkface.networks.patch_discriminator import PatchDiscriminator
+from talkface.networks.pixel_range import to_uint8, to_unit
 from talkface.networks.unet_generator import UNetGenerator
 
 DEFAULT_LOSSES = {
@@ -28,17 +29,17 @@ DEFAULT_LOSSES = {
 }
 
 
-def to_unit(frames: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] → float [-1, 1] (on the model's device, so the loader ships bytes)."""
-    return frames.float() / 127.5 - 1.0
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-
-
 class FaceGenModule(L.LightningModule):
+    """Stage 2: identity frame + target landmarks → the frame showing them (U-Net + PatchGAN)."""
+
+    # What this module asks the DataModule for (LRWDataModule loads exactly these).
     data_fields = ("id", "frames", "landmarks", "reference_frame", "reference_landmarks", "audio")
+    # The loss terms do not see the loaded clips: each training step cuts (target, reference)
+    # pairs from them (`_training_pairs`), plus "previous" with `use_previous_frame`.
+    pair_fields = ("target", "target_landmarks", "reference", "reference_landmarks")
+    # What a training step can produce for the loss terms: the generated image and, when a term
+    # reads them, the discriminator's logits and features.
+    output_fields = ("image", "fake_logits", "fake_features", "real_features")
 
     def __init__(
         self,
@@ -64,26 +65,61 @@ class FaceGenModule(L.LightningModule):
     ) -> None:
         """
         Args:
-            landmark_mode: how landmarks condition the networks: heatmap | contour.
-            losses: {name: {class_path, init_args}}; an `adversarial` term switches the
-                discriminator on, without one it is not trained.
+            image_size: side of the square frames in pixels; must equal the prepared crop size
+                and be divisible by 2**depth.
+            base_channels: generator channels at full resolution, doubled per level (16 suits a
+                CPU, 32 a GPU).
+            depth: stride-2 levels of the U-Net.
+            residual_blocks: residual blocks at the U-Net's bottleneck.
+            norm: the generator's normalisation layers: "instance", "batch" or "none".
+            landmark_mode: how landmarks condition both networks: "heatmap" (a Gaussian per
+                point, one channel per facial part) or "contour" (the parts drawn as lines).
+            landmark_sigma: std of the heatmap Gaussians, in pixels of the frame.
+            blend_with_reference: the generator also predicts a mask and keeps the reference's
+                pixels where the face does not move (ATVGnet's attention).
+            use_previous_frame: the generator also sees the previous generated frame (frames are
+                then generated one after the other).
+            discriminator_channels: discriminator channels in its first layer.
+            discriminator_layers: stride-2 layers of the PatchGAN discriminator.
+            losses: the generator's objective, {log name: {class_path, init_args}}; an
+                `adversarial` term switches the discriminator on, without one it is not
+                trained. Every term's fields are checked against this module's.
             frames_per_clip: target frames drawn from every clip per training step.
-            eval_frame_stride: validation/test generate every n-th frame of each clip (from frame 1:
-                frame 0 is the reference).
+            eval_frame_stride: validation/test generate every n-th frame of each clip (from
+                frame 1: frame 0 is the reference).
+            lr: generator Adam learning rate.
+            discriminator_lr: discriminator Adam learning rate.
+            betas: Adam betas of both optimisers.
+            redetect_backend: landmark detector ("dlib" or "face_alignment") that the mouth LMD
+                metric runs on generated frames.
+            samples_to_keep: validation clips kept (from the first batch) for the W&B video callback.
         """
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.generator = UNetGenerator(
-            image_size=image_size, base_channels=base_channels, depth=depth, norm=norm, residual_blocks=residual_blocks,
-            blend_with_reference=blend_with_reference, use_previous_frame=use_previous_frame,
-            landmark_mode=landmark_mode, landmark_sigma=landmark_sigma,
+            image_size=image_size,
+            base_channels=base_channels,
+            depth=depth,
+            norm=norm,
+            residual_blocks=residual_blocks,
+            blend_with_reference=blend_with_reference,
+            use_previous_frame=use_previous_frame,
+            landmark_mode=landmark_mode,
+            landmark_sigma=landmark_sigma,
         )
         self.discriminator = PatchDiscriminator(
-            image_size=image_size, base_channels=discriminator_channels, n_layers=discriminator_layers,
-            landmark_mode=landmark_mode, landmark_sigma=landmark_sigma,
+            image_size=image_size,
+            base_channels=discriminator_channels,
+            n_layers=discriminator_layers,
+            landmark_mode=landmark_mode,
+            landmark_sigma=landmark_sigma,
         )
         self.losses = LossComposer(DEFAULT_LOSSES if losses is None else losses)
+        pairs = self.pair_fields + (("previous",) if use_previous_frame else ())
+        self.losses.check_contract(
+            type(self).__name__, pairs, self.output_fields, ("give its loss terms", "gives them")
+        )
         self.losses.attach(self)
         self.val_metrics = self._metrics("val/")
         self.test_metrics = self._metrics("test/")
@@ -109,7 +145,11 @@ class FaceGenModule(L.LightningModule):
 
     # ---- generation
     def forward(
-        self, reference: torch.Tensor, reference_landmarks: torch.Tensor, target_landmarks: torch.Tensor, previous: torch.Tensor | None = None
+        self,
+        reference: torch.Tensor,
+        reference_landmarks: torch.Tensor,
+        target_landmarks: torch.Tensor,
+        previous: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Frames in [-1, 1] (B, 3, S, S) for target landmarks (B, 68, 2), from a reference in [-1, 1]."""
         if not self.hparams.use_previous_frame:
@@ -118,12 +158,18 @@ class FaceGenModule(L.LightningModule):
 
     @torch.no_grad()
     def render_sequence(
-        self, reference: torch.Tensor, reference_landmarks: torch.Tensor, landmarks: torch.Tensor, previous: torch.Tensor | None = None
+        self,
+        reference: torch.Tensor,
+        reference_landmarks: torch.Tensor,
+        landmarks: torch.Tensor,
+        previous: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(T, 3, S, S) frames in [-1, 1] for one clip's (T, 68, 2) landmarks from one reference (3, S, S)."""
         if not self.hparams.use_previous_frame:
             count = len(landmarks)
-            return self(reference[None].expand(count, -1, -1, -1), reference_landmarks[None].expand(count, -1, -1), landmarks)
+            return self(
+                reference[None].expand(count, -1, -1, -1), reference_landmarks[None].expand(count, -1, -1), landmarks
+            )
         frames = []
         for target in landmarks:
             previous = self(reference[None], reference_landmarks[None], target[None], previous)
@@ -134,7 +180,9 @@ class FaceGenModule(L.LightningModule):
     def _training_pairs(self, batch: dict) -> dict[str, torch.Tensor]:
         frames, landmarks = batch["frames"], batch["landmarks"]  # (B, T, 3, S, S) uint8, (B, T, 68, 2)
         clips, count = frames.shape[:2]
-        picks = torch.stack([torch.randperm(count, device=frames.device)[: self.hparams.frames_per_clip] for _ in range(clips)])
+        picks = torch.stack(
+            [torch.randperm(count, device=frames.device)[: self.hparams.frames_per_clip] for _ in range(clips)]
+        )
         rows = torch.arange(clips, device=frames.device)[:, None].expand_as(picks)
         pairs = {
             "target": to_unit(frames[rows, picks].flatten(0, 1)),
@@ -183,7 +231,9 @@ class FaceGenModule(L.LightningModule):
             self.log(f"train/loss/{name}", value, batch_size=size)
 
     # ---- evaluation
-    def _evaluate(self, batch: dict, metrics: MetricCollection, baseline: MetricCollection | None = None) -> torch.Tensor:
+    def _evaluate(
+        self, batch: dict, metrics: MetricCollection, baseline: MetricCollection | None = None
+    ) -> torch.Tensor:
         # Frame 0 is the reference itself in evaluation: copying it would score an infinite PSNR.
         stride = self.hparams.eval_frame_stride
         frames, landmarks = batch["frames"][:, 1::stride], batch["landmarks"][:, 1::stride]
@@ -192,10 +242,14 @@ class FaceGenModule(L.LightningModule):
         reference_landmarks = batch["reference_landmarks"].repeat_interleave(count, 0)
         targets = landmarks.flatten(0, 1)
         if self.hparams.use_previous_frame:
-            generated = torch.cat([
-                self.render_sequence(to_unit(batch["reference_frame"][i]), batch["reference_landmarks"][i], landmarks[i])
-                for i in range(clips)
-            ])
+            generated = torch.cat(
+                [
+                    self.render_sequence(
+                        to_unit(batch["reference_frame"][i]), batch["reference_landmarks"][i], landmarks[i]
+                    )
+                    for i in range(clips)
+                ]
+            )
         else:
             generated = self(reference, reference_landmarks, targets)
         real = frames.flatten(0, 1).float() / 255.0
@@ -232,7 +286,11 @@ class FaceGenModule(L.LightningModule):
 
     def predict_step(self, batch: dict, batch_index: int) -> dict:
         frames = [
-            to_uint8(self.render_sequence(to_unit(batch["reference_frame"][i]), batch["reference_landmarks"][i], batch["landmarks"][i]))
+            to_uint8(
+                self.render_sequence(
+                    to_unit(batch["reference_frame"][i]), batch["reference_landmarks"][i], batch["landmarks"][i]
+                )
+            )
             for i in range(len(batch["landmarks"]))
         ]
         return {"id": batch["id"], "frames": torch.stack(frames)}

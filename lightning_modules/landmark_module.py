@@ -31,7 +31,12 @@ DEFAULT_LOSSES = {
 
 
 class LandmarkModule(L.LightningModule):
+    """Stage 1: audio features + identity landmarks → 68 landmarks for every video frame."""
+
+    # What this module asks the DataModule for (LRWDataModule loads exactly these).
     data_fields = ("id", "audio_windows", "landmarks", "identity_landmarks", "word", "word_mask", "audio")
+    # What `run` can produce for the loss terms: the generator's outputs and the word detector's logits.
+    output_fields = ("landmarks", "audio_embedding", "word_logits_predicted", "word_logits_true", "word_logits_audio")
 
     def __init__(
         self,
@@ -55,12 +60,33 @@ class LandmarkModule(L.LightningModule):
     ) -> None:
         """
         Args:
-            num_words: vocabulary size of the word detector (linked from the data).
-            temporal: lstm | conv | transformer. output: displacement | pca.
+            num_words: classes of the word detector (500 on LRW); the CLI links it from the
+                prepared data's vocabulary, so configs need not set it.
+            feature_dim: audio feature values per step (80 log-mel bins, or 12 MFCC); must match
+                the features the data was prepared with.
+            audio_dim: width of the per-frame audio embedding.
+            hidden: width of the identity encoder, the temporal model and the decoder.
+            layers: depth of the temporal model.
+            temporal: the temporal model over frames: "lstm", "conv" (dilated 1-D convolutions)
+                or "transformer".
+            output: what the decoder predicts per frame: "displacement" (all 136 landmark
+                offsets from the identity face) or "pca" (`pca_components` coefficients of a
+                landmark-displacement basis).
+            pca_components: size of that basis (only with output "pca").
+            dropout: dropout probability inside the temporal model.
+            detector_hidden: width of the word detector (a classifier over landmark sequences).
             detector: "joint" (trained here on true landmarks) or "frozen" (loaded from
-                `detector_checkpoint`, a LandmarkModule checkpoint, and kept fixed).
-            losses: {name: {class_path: registered name or module.Class, init_args: {...}}}.
-            samples_to_keep: validation clips kept for the W&B video callback.
+                `detector_checkpoint` and kept fixed).
+            detector_checkpoint: a stage-1 checkpoint whose trained word detector is used with
+                detector "frozen".
+            losses: the objective, {log name: {class_path: registered name or module.Class,
+                init_args: {...}}}; default: reconstruction, temporal residual, semantic and
+                detector terms. Every term's fields are checked against this module's.
+            lr: Adam learning rate.
+            weight_decay: Adam's L2 penalty on the weights.
+            lr_decay_epochs: cosine decay of the learning rate to 0 over this many epochs; 0 keeps
+                it constant.
+            samples_to_keep: validation clips kept (from the first batch) for the W&B video callback.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -68,6 +94,7 @@ class LandmarkModule(L.LightningModule):
             raise TalkfaceError(f"detector must be 'joint' or 'frozen', got {detector!r}")
         self.generator = AudioToLandmarks(feature_dim, audio_dim, hidden, layers, temporal, output, pca_components, dropout)
         self.losses = LossComposer(DEFAULT_LOSSES if losses is None else losses)
+        self.losses.check_contract(type(self).__name__, self.data_fields, self.output_fields)
         uses_audio_head = "word_logits_audio" in self.losses.output_fields
         self.word_detector = WordDetector(num_words, detector_hidden, audio_dim=audio_dim if uses_audio_head else None)
         self.losses.attach(self)
@@ -110,6 +137,13 @@ class LandmarkModule(L.LightningModule):
         except RuntimeError as error:
             raise TalkfaceError(f"detector_checkpoint {path} does not match this model ({str(error).splitlines()[0]})") from None
         self.word_detector.requires_grad_(False)
+
+    def setup(self, stage: str) -> None:
+        """The DataModule may load other fields than `data_fields` (its `fields` option): the
+        loss terms must still find theirs (validation computes the loss too)."""
+        fields = getattr(getattr(self.trainer, "datamodule", None), "fields", None)
+        if fields and stage in ("fit", "validate"):
+            self.losses.check_contract("the DataModule (data.fields)", fields, self.output_fields)
 
     # ---- model
     def forward(self, audio_windows: torch.Tensor, identity_landmarks: torch.Tensor) -> torch.Tensor:

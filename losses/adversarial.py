@@ -16,9 +16,18 @@ from losses.registry import register_loss
 
 @register_loss("adversarial")
 class Adversarial(LossTerm):
+    """The generator's GAN loss; configuring it also switches the discriminator's training on."""
+
     output_fields = ("fake_logits",)
 
     def __init__(self, weight: float = 0.01, mode: str = "hinge", start_step: int = 0) -> None:
+        """
+        Args:
+            weight: multiplies the generator's adversarial loss in its total.
+            mode: the GAN objective of both networks: "hinge" or "lsgan" (least squares).
+            start_step: neither network plays the game before this global step (the generator
+                first learns from the reconstruction terms alone).
+        """
         super().__init__(weight, start_step)
         if mode not in ("hinge", "lsgan"):
             raise ValueError(f"adversarial mode must be 'hinge' or 'lsgan', got {mode!r}")
@@ -44,5 +53,5 @@ class FeatureMatching(LossTerm):
     output_fields = ("fake_features", "real_features")
 
     def compute(self, outputs: dict, batch: dict) -> torch.Tensor:
-        pairs = list(zip(outputs["fake_features"], outputs["real_features"]))
+        pairs = list(zip(outputs["fake_features"], outputs["real_features"], strict=True))
         return sum((fake - real.detach()).abs().mean() for fake, real in pairs) / max(len(pairs), 1)

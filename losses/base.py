@@ -21,6 +21,13 @@ class LossTerm(nn.Module):
     output_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, weight: float = 1.0, start_step: int = 0) -> None:
+        """
+        Args:
+            weight: multiplies the term in the total loss; 0 switches it off (it is then not
+                computed at all).
+            start_step: the term joins the total from this global step on (e.g. after the
+                other terms have warmed the model up).
+        """
         super().__init__()
         self.weight = float(weight)
         self.start_step = int(start_step)

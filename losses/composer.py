@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import nn
 
+from losses.contract import check_loss_contract
 from losses.registry import build_loss
 
 
@@ -14,7 +16,17 @@ class LossComposer(nn.Module):
     def __init__(self, terms: dict[str, Any]) -> None:
         """`terms`: {log name: LossTerm | name | {class_path, init_args}}."""
         super().__init__()
-        self.terms = nn.ModuleDict({name: build_loss(spec) for name, spec in terms.items()})
+        self.terms = nn.ModuleDict({name: build_loss(spec, name) for name, spec in terms.items()})
+
+    def check_contract(
+        self,
+        owner: str,
+        batch_fields: Iterable[str],
+        output_fields: Iterable[str],
+        batch_verbs: tuple[str, str] = ("load", "loads"),
+    ) -> None:
+        """Every term reads only `batch_fields` and `output_fields` (see losses.contract)."""
+        check_loss_contract(self.terms, owner, batch_fields, output_fields, batch_verbs)
 
     def attach(self, module: nn.Module) -> None:
         for term in self.terms.values():

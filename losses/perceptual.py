@@ -17,15 +17,26 @@ from talkface.errors import MissingWeightsError
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 LAYERS = (3, 8, 17, 26)  # relu1_2, relu2_2, relu3_4, relu4_4
 
+
 def vgg_weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
 
+
 @register_loss("perceptual")
 class Perceptual(LossTerm):
+    """L1 between VGG-19 features (relu1_2 to relu4_4) of the generated and the target frame."""
+
     batch_fields = ("target",)
     output_fields = ("image",)
 
     def __init__(self, weight: float = 0.1, weights_path: str | None = None, start_step: int = 0) -> None:
+        """
+        Args:
+            weight: multiplies the term in the total loss.
+            weights_path: torchvision's VGG-19 ImageNet weights file; default:
+                $TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth (never downloaded).
+            start_step: the term joins the total from this global step on.
+        """
         super().__init__(weight, start_step)
         from torchvision.models import vgg19
 
@@ -52,10 +63,9 @@ class Perceptual(LossTerm):
 
     def compute(self, outputs: dict, batch: dict) -> torch.Tensor:
         fake, real = self._features(outputs["image"]), self._features(batch["target"])
-        return sum((f - r.detach()).abs().mean() for f, r in zip(fake, real)) / len(LAYERS)
+        return sum((f - r.detach()).abs().mean() for f, r in zip(fake, real, strict=True)) / len(LAYERS)
 
-    def train(self, mode: bool = True) -> "Perceptual":
+    def train(self, mode: bool = True) -> Perceptual:
         super().train(mode)
         self.features.eval()  # a fixed feature extractor
         return self
-

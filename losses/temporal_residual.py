@@ -15,6 +15,8 @@ from losses.registry import register_loss
 
 @register_loss("temporal_residual")
 class TemporalResidual(LossTerm):
+    """Error between predicted and true frame-to-frame landmark motion, in pixels."""
+
     batch_fields = ("landmarks",)
     output_fields = ("landmarks",)
 
@@ -27,7 +29,19 @@ class TemporalResidual(LossTerm):
         start_step: int = 0,
         scale: float = 256.0,
     ) -> None:
+        """
+        Args:
+            weight: multiplies the term in the total loss.
+            second_order_weight: weight of the same error on accelerations (second differences)
+                relative to velocities; 0 leaves them out.
+            mouth_weight: weight of the 20 mouth points relative to the others.
+            norm: "l2" (squared distance per point) or "l1" (|dx| + |dy|).
+            start_step: the term joins the total from this global step on.
+            scale: errors are measured in pixels of a crop this size, like the reconstruction term.
+        """
         super().__init__(weight, start_step)
+        if norm not in ("l1", "l2"):
+            raise ValueError(f"norm must be 'l1' or 'l2', got {norm!r}")
         self.scale = scale
         self.second_order_weight = second_order_weight
         self.mouth_weight = mouth_weight
@@ -43,5 +57,7 @@ class TemporalResidual(LossTerm):
         velocity_pred, velocity_true = predicted.diff(dim=1), target.diff(dim=1)
         loss = self._distance(velocity_pred, velocity_true)
         if self.second_order_weight:
-            loss = loss + self.second_order_weight * self._distance(velocity_pred.diff(dim=1), velocity_true.diff(dim=1))
+            loss = loss + self.second_order_weight * self._distance(
+                velocity_pred.diff(dim=1), velocity_true.diff(dim=1)
+            )
         return loss

@@ -12,12 +12,21 @@ from lightning_modules import LandmarkModule
 from losses import LOSS_REGISTRY, LossComposer, LossTerm, build_loss, register_loss, registered_names
 from talkface.errors import TalkfaceError
 
-STAGE_ONE_TERMS = ["landmark_reconstruction", "temporal_residual", "word_semantic", "word_detector", "audio_word", "audio_landmark_sync"]
+STAGE_ONE_TERMS = [
+    "landmark_reconstruction",
+    "temporal_residual",
+    "word_semantic",
+    "word_detector",
+    "audio_word",
+    "audio_landmark_sync",
+]
 
 
 def tiny_module(losses: dict) -> LandmarkModule:
     torch.manual_seed(0)
-    return LandmarkModule(num_words=5, feature_dim=16, audio_dim=32, hidden=32, layers=1, detector_hidden=16, losses=losses)
+    return LandmarkModule(
+        num_words=5, feature_dim=16, audio_dim=32, hidden=32, layers=1, detector_hidden=16, losses=losses
+    )
 
 
 def random_batch(batch: int = 3, frames: int = 9) -> dict:
