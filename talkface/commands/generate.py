@@ -6,6 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from talkface.checks import (
+    MAX_SIDE_RANGE,
+    check_device_available,
+    check_device_name,
+    check_feather,
+    check_max_side,
+    check_output_file,
+)
 from talkface.errors import TalkfaceError
 from talkface.faces import BACKENDS
 
@@ -13,26 +21,62 @@ from talkface.faces import BACKENDS
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", required=True, help="face photo (jpg, png with alpha, webp, ...)")
     parser.add_argument("--audio", required=True, help="speech (wav, mp3, flac, m4a, ...; any rate, mono or stereo)")
-    parser.add_argument("--landmark-ckpt", required=True, help="stage-1 checkpoint (talkface fit -c configs/landmark/...)")
-    parser.add_argument("--generator-ckpt", required=True, help="stage-2 checkpoint (talkface fit -c configs/generator/...)")
+    parser.add_argument(
+        "--landmark-ckpt", required=True, help="stage-1 model: .ckpt from `talkface fit -c landmark/...` or .safetensors"
+    )
+    parser.add_argument(
+        "--generator-ckpt", required=True, help="stage-2 model: .ckpt from `talkface fit -c generator/...` or .safetensors"
+    )
     parser.add_argument("--out", required=True, type=Path, help="the mp4 to write (H.264 + AAC, 25 fps)")
-    parser.add_argument("--no-paste-back", dest="paste_back", action="store_false", help="write the aligned face crop instead of the whole photo")
-    parser.add_argument("--feather", type=float, default=0.1, help="width of the blend at the crop's edge, as a fraction of the crop (default 0.1)")
+    parser.add_argument(
+        "--no-paste-back", dest="paste_back", action="store_false", help="write the aligned face crop instead of the whole photo"
+    )
+    parser.add_argument(
+        "--feather", type=float, default=0.1, help="width of the blend at the crop's edge, 0 to 0.5 of the crop (default 0.1)"
+    )
     parser.add_argument("--backend", choices=BACKENDS, default="dlib", help="face landmark detector (default dlib)")
-    parser.add_argument("--max-side", type=int, default=1024, help="shrink larger photos to this many pixels on the long side (default 1024)")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
+    parser.add_argument(
+        "--max-side",
+        type=int,
+        default=1024,
+        help=f"shrink larger photos to this many pixels on the long side, {MAX_SIDE_RANGE[0]} to {MAX_SIDE_RANGE[1]} (default 1024)",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, mps")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Everything that can be known wrong without loading a model: reported in the first second."""
+    inputs = {"--image": args.image, "--audio": args.audio, "--landmark-ckpt": args.landmark_ckpt, "--generator-ckpt": args.generator_ckpt}
+    for option, path in inputs.items():
+        if not Path(path).exists():
+            raise TalkfaceError(f"{option} {path}: no such file")
+        if Path(path).is_dir():
+            raise TalkfaceError(f"{option} {path} is a folder; give a file")
+    check_output_file(args.out, inputs, suffix=".mp4")
+    check_feather(args.feather)
+    check_max_side(args.max_side)
+    check_device_name(args.device)
+
+
 def run(args: argparse.Namespace) -> int:
+    check_arguments(args)
+    check_device_available(args.device)  # needs torch: after the instant checks, before any model loads
+
     from talkface.generation import generate
 
-    if args.out.suffix.lower() != ".mp4":
-        raise TalkfaceError(f"--out {args.out}: the output is an mp4 file; give a name ending in .mp4")
     result = generate(
-        args.image, args.audio, args.landmark_ckpt, args.generator_ckpt, args.out,
-        paste_back=args.paste_back, feather=args.feather, backend=args.backend, max_side=args.max_side,
-        device=args.device, progress=not args.quiet,
+        args.image,
+        args.audio,
+        args.landmark_ckpt,
+        args.generator_ckpt,
+        args.out,
+        paste_back=args.paste_back,
+        feather=args.feather,
+        backend=args.backend,
+        max_side=args.max_side,
+        device=args.device,
+        progress=not args.quiet,
     )
     for note in result.notes:
         print(f"talkface generate: note: {note}", file=sys.stderr)

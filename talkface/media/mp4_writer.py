@@ -7,6 +7,7 @@ stream's declared duration is the true number of samples written, which `read_au
 
 from __future__ import annotations
 
+import glob
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +19,30 @@ from talkface import FPS, SAMPLE_RATE
 from talkface.errors import MediaError
 
 AAC_FRAME = 1024
+
+
+def partial_path(path: Path, pid: int) -> Path:
+    """Where process `pid` writes `path` until it is complete: hidden, beside it, same disk."""
+    return path.with_name(f".{path.stem}.partial-{pid}.mp4")
+
+
+def remove_stale_partials(path: Path) -> None:
+    """Remove partial files of `path` left by writers that died (SIGKILL, power loss): their
+    name says they are ours, and their process is gone. A live writer's file is left alone."""
+    for partial in path.parent.glob(f".{glob.escape(path.stem)}.partial-*.mp4"):
+        pid = partial.stem.rpartition("-")[2]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            partial.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 class Mp4Writer:
@@ -36,9 +61,18 @@ class Mp4Writer:
         if width % 2 or height % 2:
             raise MediaError(f"H.264 needs even frame sizes, got {width}x{height}")
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._partial = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}.mp4")
-        self._container = av.open(str(self._partial), mode="w", format="mp4")
+        if self.path.is_dir():
+            raise MediaError(f"{self.path} is a folder; give the mp4 file to write")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise MediaError(f"{self.path}: its folder cannot be made ({error.strerror or error})") from None
+        remove_stale_partials(self.path)
+        self._partial = partial_path(self.path, os.getpid())
+        try:
+            self._container = av.open(str(self._partial), mode="w", format="mp4")
+        except (OSError, av.FFmpegError) as error:
+            raise MediaError(f"{self.path} cannot be written ({getattr(error, 'strerror', None) or error})") from None
         self._video = self._container.add_stream("libx264", rate=fps)
         self._video.width, self._video.height = width, height
         self._video.pix_fmt = "yuv420p"
@@ -93,7 +127,12 @@ class Mp4Writer:
             self._mux(self._audio.encode(None))
         self._mux(self._video.encode(None))
         self._container.close()
-        os.replace(self._partial, self.path)
+        try:
+            os.replace(self._partial, self.path)
+        except OSError as error:
+            self._partial.unlink(missing_ok=True)
+            self._closed = True
+            raise MediaError(f"{self.path} cannot be written ({error.strerror or error})") from None
         self._closed = True
         return self.path
 
@@ -108,7 +147,7 @@ class Mp4Writer:
             pass
         self._partial.unlink(missing_ok=True)
 
-    def __enter__(self) -> "Mp4Writer":
+    def __enter__(self) -> Mp4Writer:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -1,0 +1,81 @@
+"""Checks of command-line values that need no model: run first, so a mistake costs under a second.
+
+Each raises TalkfaceError with one line naming the option, the value and what would be accepted.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from talkface.errors import TalkfaceError
+
+FEATHER_RANGE = (0.0, 0.5)  # of the crop's side: 0.5 blends from the centre out
+MAX_SIDE_RANGE = (64, 16384)  # below 64 px no face is found; above, a photo is only slower
+DEVICE_PATTERN = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+
+
+def check_output_file(out: Path, inputs: dict[str, str | Path], suffix: str, option: str = "--out") -> None:
+    """A file the command may create: right suffix, not a folder, not one of the inputs, and a
+    writable place (probed by creating and removing a hidden file: `os.access` says yes to root
+    even where nothing can be created, such as /proc)."""
+    out = Path(out)
+    if out.suffix.lower() != suffix:
+        raise TalkfaceError(f"{option} {out}: the output is written as {suffix}; give a name ending in {suffix}")
+    if out.is_dir():
+        raise TalkfaceError(f"{option} {out} is a folder; give the file to write, e.g. {out / ('talking' + suffix)}")
+    for input_option, path in inputs.items():
+        if _same_file(out, Path(path)):
+            raise TalkfaceError(f"{option} {out} is the {input_option} file; it would be overwritten: choose another name")
+    folder = out.parent
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise TalkfaceError(f"{option} {out} cannot be made: {folder} is a file, not a folder")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".talkface-write-test-", dir=folder)
+    except OSError as error:
+        raise TalkfaceError(f"{option} {out} cannot be written ({error.strerror or error} in {folder}); choose another place") from None
+    os.close(handle)
+    os.unlink(probe)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def check_feather(feather: float, option: str = "--feather") -> None:
+    low, high = FEATHER_RANGE
+    if not (math.isfinite(feather) and low <= feather <= high):
+        raise TalkfaceError(f"{option} {feather}: give a fraction of the crop from {low} to {high} (default 0.1)")
+
+
+def check_max_side(max_side: int, option: str = "--max-side") -> None:
+    low, high = MAX_SIDE_RANGE
+    if not low <= max_side <= high:
+        raise TalkfaceError(f"{option} {max_side}: give a size in pixels from {low} to {high} (default 1024)")
+
+
+def check_device_name(device: str, option: str = "--device") -> None:
+    if not DEVICE_PATTERN.match(device):
+        raise TalkfaceError(f"{option} {device!r}: not a device; give cpu, cuda, cuda:N or mps")
+
+
+def check_device_available(device: str, option: str = "--device") -> None:
+    """Against what this machine has (imports torch: call after the instant checks)."""
+    import torch
+
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.partition(":")[2] or 0)
+        if count == 0:
+            raise TalkfaceError(f"{option} {device}: this machine has no CUDA GPU that torch can use; use --device cpu")
+        if index >= count:
+            raise TalkfaceError(f"{option} {device}: this machine has {count} CUDA GPU(s) (cuda:0 to cuda:{count - 1})")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise TalkfaceError(f"{option} mps: Apple's MPS is not available on this machine; use --device cpu")
