@@ -127,10 +127,11 @@ class LandmarkModule(L.LightningModule):
     def _load_frozen_detector(self, path: str | None) -> None:
         if not path:
             raise TalkfaceError("detector: frozen needs detector_checkpoint (a stage-1 checkpoint with a trained detector)")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-        except FileNotFoundError:
-            raise TalkfaceError(f"detector_checkpoint {path}: no such file") from None
+        # Imported here: the generation package imports this module. Read safely (weights_only=True, or a
+        # .safetensors release); a missing, unreadable or unsafe file is one TalkfaceError line.
+        from talkface.generation.checkpoints import read_state_dict
+
+        state = read_state_dict(path, f"detector_checkpoint {path}")
         detector_state = {k.removeprefix("word_detector."): v for k, v in state.items() if k.startswith("word_detector.")}
         try:
             self.word_detector.load_state_dict(detector_state)

@@ -13,6 +13,7 @@ from talkface.commands import ablate as ablate_command
 from talkface.commands import benchmark as benchmark_command
 from talkface.commands import demo as demo_command
 from talkface.commands import evaluate as evaluate_command
+from talkface.commands import export as export_command
 from talkface.commands import generate as generate_command
 from talkface.commands import inspect as inspect_command
 from talkface.commands import prepare as prepare_command
@@ -28,6 +29,7 @@ SUBCOMMANDS = {
     "prepare": prepare_command,
     "ablate": ablate_command,
     "evaluate": evaluate_command,
+    "export": export_command,
     "benchmark": benchmark_command,
 }
 

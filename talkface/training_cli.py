@@ -47,6 +47,7 @@ class TalkfaceCLI(LightningCLI):
     def before_fit(self) -> None:
         self.datamodule.check_batch_size(self.trainer.world_size)
         self._resolve_checkpoint_alias()
+        self._read_checkpoint_safely()
 
     def _resolve_checkpoint_alias(self) -> None:
         """`--ckpt_path last` / `best` across runs: every run gets a new log version folder, so
@@ -70,6 +71,36 @@ class TalkfaceCLI(LightningCLI):
         print(f"talkface {self.subcommand}: using checkpoint {path}", file=sys.stderr)
         kwargs["ckpt_path"] = str(path)
 
+    def _parse_ckpt_path(self) -> None:
+        """Lightning's CLI reads a --ckpt_path file here, while parsing, to rebuild the model from its
+        hyper-parameters (with weights_only=True). Check it first, so that a refused or unreadable
+        file is one line, and a class it names is never imported on its say-so."""
+        subcommand = self.config.get("subcommand")
+        path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if path and Path(str(path)).is_file():
+            from talkface.generation.checkpoints import check_resume_checkpoint
+
+            check_resume_checkpoint(path, f"--ckpt_path {path}")
+            self._checked_checkpoint = str(path)
+        super()._parse_ckpt_path()
+
+    def _read_checkpoint_safely(self) -> None:
+        """Lightning reads --ckpt_path with torch.load's default weights_only, which torch 2.6+ sets
+        to True but the TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD variable turns off: ask for True explicitly
+        (unless the user wrote --weights_only false), and read the file here first, the same safe
+        way, so that a refused or unreadable one is one line instead of a traceback from Lightning."""
+        kwargs = self.config_init[self.subcommand]
+        path = kwargs.get("ckpt_path")
+        if not path or kwargs.get("weights_only") is False:
+            return
+        if "weights_only" in kwargs:  # Trainer.fit/validate/test/predict take it (Lightning 2.6 here)
+            kwargs["weights_only"] = True
+        # `last` / `best` become a file only in _resolve_checkpoint_alias, after parsing
+        if Path(str(path)).is_file() and str(path) != getattr(self, "_checked_checkpoint", None):
+            from talkface.generation.checkpoints import check_resume_checkpoint
+
+            check_resume_checkpoint(path, f"--ckpt_path {path}")
+
     before_validate = before_test = before_predict = before_fit
 
 
@@ -79,9 +110,11 @@ def _import_class(class_path: str):
 
 
 def best_recorded_in(last: Path) -> Path:
-    import torch
+    from talkface.generation.checkpoints import safe_torch_load
 
-    state = torch.load(last, map_location="cpu", weights_only=False)
+    state = safe_torch_load(last)  # weights_only=True: a refused file is a TalkfaceError
+    if not isinstance(state, dict):
+        raise TalkfaceError(f"{last}: not a Lightning checkpoint")
     for key, value in state.get("callbacks", {}).items():
         if key.startswith("ModelCheckpoint") and value.get("monitor") and value.get("best_model_path"):
             best = Path(value["best_model_path"])
