@@ -15,6 +15,7 @@ import lightning as L
 from litdata import StreamingDataLoader, StreamingDataset
 
 from datamodules.sample_transform import FRAME_FIELDS, STAGE_ONE_FIELDS, SampleTransform
+from talkface.checks import check_number
 from talkface.errors import TalkfaceError
 
 
@@ -81,6 +82,8 @@ class LRWDataModule(L.LightningDataModule):
                 shards do not overlap).
         """
         super().__init__()
+        check_number("data.batch_size", batch_size, 1, whole=True)
+        check_number("data.num_workers", num_workers, 0, whole=True)
         self.save_hyperparameters()
         self.data_dir = Path(data_dir)
         self.batch_size = batch_size
@@ -184,6 +187,19 @@ class LRWDataModule(L.LightningDataModule):
             if split in self.datasets or (optional and not self.has_split(split)):
                 continue  # a missing validation split just means no validation
             self.datasets[split] = self.dataset(split, train=split == self.hparams.train_split)
+        if stage == "fit":
+            self._check_enough_training_samples(world_size)
+
+    def _check_enough_training_samples(self, world_size: int) -> None:
+        """Training drops the last incomplete batch: with fewer samples than one batch, Lightning
+        would stop at once with "No training batches" and exit 0 without a checkpoint."""
+        per_rank = len(self.datasets[self.hparams.train_split])
+        if per_rank < self.per_device_batch_size:
+            split = self.data_dir / self.hparams.train_split
+            raise TalkfaceError(
+                f"data.batch_size {self.batch_size} ({self.per_device_batch_size} per device) is more than the "
+                f"{per_rank * world_size} training samples in {split}; lower --data.batch_size or prepare more clips"
+            )
 
     def has_split(self, split: str) -> bool:
         return (self.data_dir / split / "light" / "index.json").exists()

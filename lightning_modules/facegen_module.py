@@ -16,6 +16,7 @@ from torchmetrics import MetricCollection
 from lightning_modules.data_facts import store_data_facts
 from losses import LossComposer
 from losses.adversarial import Adversarial
+from talkface.checks import check_number
 from talkface.metrics import FramePSNR, FrameSSIM, MouthPSNR, MouthSSIM
 from talkface.metrics.redetected_distance import RedetectedLandmarkDistance
 from talkface.networks.patch_discriminator import PatchDiscriminator
@@ -95,6 +96,8 @@ class FaceGenModule(L.LightningModule):
             samples_to_keep: validation clips kept (from the first batch) for the W&B video callback.
         """
         super().__init__()
+        check_number("model.init_args.lr", lr, above=0)
+        check_number("model.init_args.discriminator_lr", discriminator_lr, above=0)
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.generator = UNetGenerator(

@@ -17,6 +17,7 @@ from torchmetrics import MetricCollection
 
 from lightning_modules.data_facts import store_data_facts
 from losses import LossComposer
+from talkface.checks import check_number
 from talkface.errors import TalkfaceError
 from talkface.metrics import LandmarkDistance, LandmarkVelocityError, WordAccuracy
 from talkface.networks.audio_to_landmarks import AudioToLandmarks
@@ -89,6 +90,9 @@ class LandmarkModule(L.LightningModule):
             samples_to_keep: validation clips kept (from the first batch) for the W&B video callback.
         """
         super().__init__()
+        check_number("model.init_args.lr", lr, above=0)
+        check_number("model.init_args.weight_decay", weight_decay, 0)
+        check_number("model.init_args.lr_decay_epochs", lr_decay_epochs, 0, whole=True)
         self.save_hyperparameters()
         if detector not in ("joint", "frozen"):
             raise TalkfaceError(f"detector must be 'joint' or 'frozen', got {detector!r}")

@@ -79,3 +79,15 @@ def check_device_available(device: str, option: str = "--device") -> None:
             raise TalkfaceError(f"{option} {device}: this machine has {count} CUDA GPU(s) (cuda:0 to cuda:{count - 1})")
     if device == "mps" and not torch.backends.mps.is_available():
         raise TalkfaceError(f"{option} mps: Apple's MPS is not available on this machine; use --device cpu")
+
+
+def check_number(name: str, value, minimum: float | None = None, *, above: float | None = None, whole: bool = False) -> None:
+    """A finite number (whole when `whole`), at least `minimum` / strictly above `above`.
+    Used for hyper-parameters, whose mistakes would otherwise surface deep inside torch."""
+    kind = "a whole number" if whole else "a number"
+    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)) or not math.isfinite(value):
+        raise TalkfaceError(f"{name} must be {kind}, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise TalkfaceError(f"{name} must be {kind} of at least {minimum}, got {value!r}")
+    if above is not None and value <= above:
+        raise TalkfaceError(f"{name} must be {kind} above {above}, got {value!r}")

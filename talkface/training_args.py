@@ -13,6 +13,8 @@ Configs are handed on as YAML text (jsonargparse's `--config` takes a path or a 
 from __future__ import annotations
 
 import inspect
+import types
+import typing
 from typing import Any
 
 import yaml
@@ -129,7 +131,29 @@ def expand_losses(losses: dict[str, Any]) -> dict[str, dict]:
         unknown = sorted(set(given) - set(parameters))
         if unknown and not takes_any:
             raise TalkfaceError(f"loss term {name!r} ({spec['class_path']}): unknown argument(s) {', '.join(unknown)}; it takes {', '.join(parameters)}")
+        hints = typing.get_type_hints(cls.__init__)
+        for key, value in given.items():
+            _check_type(f"loss term {name!r} ({spec['class_path']}): {key}", value, hints.get(key))
         init_args = {key: p.default for key, p in parameters.items() if p.default is not inspect.Parameter.empty}
         init_args.update(given)
         expanded[name] = {"class_path": spec["class_path"], "init_args": init_args}
     return expanded
+
+
+def _check_type(what: str, value: Any, hint: Any) -> None:
+    """Plain annotated types (float, int, bool, str, optionally None) checked before anything is
+    built: `weight: heavy` is one line naming the term, not a failure inside its constructor."""
+    allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if value is None and type(None) in allowed:
+        return
+    plain = [t for t in allowed if t in (float, int, bool, str)]
+    if not plain or len(plain) != len([t for t in allowed if t is not type(None)]):
+        return  # a richer type: the term checks it itself
+    fits = any(
+        isinstance(value, bool) if t is bool else isinstance(value, str) if t is str
+        else isinstance(value, (int, float)) and not isinstance(value, bool) and (t is float or isinstance(value, int))
+        for t in plain
+    )
+    if not fits:
+        names = " or ".join("a number" if t is float else "a whole number" if t is int else "true/false" if t is bool else "text" for t in plain)
+        raise TalkfaceError(f"{what} must be {names}, got {value!r}")

@@ -11,13 +11,17 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
+import warnings
 from pathlib import Path
 
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from datamodules import LRWDataModule
+from talkface.checks import check_number
 from talkface.errors import TalkfaceError
+from talkface.training_args import rewrite_arguments
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
@@ -35,6 +39,7 @@ class TalkfaceCLI(LightningCLI):
         size of the prepared data (preparing it first when the config says how), so the
         number is never written twice. Models without the argument are left alone."""
         config = self.config[self.subcommand] if self.subcommand else self.config
+        _check_trainer_numbers(config.trainer)
         model_class = _import_class(config.model.class_path)
         if "num_words" not in inspect.signature(model_class).parameters:
             return
@@ -77,10 +82,13 @@ class TalkfaceCLI(LightningCLI):
         file is one line, and a class it names is never imported on its say-so."""
         subcommand = self.config.get("subcommand")
         path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if path and str(path) not in ("last", "best") and not Path(str(path)).is_file():
+            raise TalkfaceError(f"--ckpt_path {path}: no such checkpoint file; give a .ckpt that talkface fit wrote, or last / best")
         if path and Path(str(path)).is_file():
             from talkface.generation.checkpoints import check_resume_checkpoint
 
-            check_resume_checkpoint(path, f"--ckpt_path {path}")
+            checkpoint = check_resume_checkpoint(path, f"--ckpt_path {path}")
+            _check_same_stage(checkpoint, self.config[subcommand].model.class_path, path)
             self._checked_checkpoint = str(path)
         super()._parse_ckpt_path()
 
@@ -104,6 +112,29 @@ class TalkfaceCLI(LightningCLI):
     before_validate = before_test = before_predict = before_fit
 
 
+def _check_trainer_numbers(trainer) -> None:
+    """Lightning accepts -1 as "no limit" and some negative values it then ignores silently."""
+    for key, minimum in (("max_epochs", -1), ("min_epochs", 0), ("max_steps", -1), ("min_steps", 0)):
+        value = trainer.get(key)
+        if value is not None:
+            check_number(f"trainer.{key}" + (" (-1: no limit)" if minimum < 0 else ""), value, minimum, whole=True)
+
+
+def _check_same_stage(checkpoint: dict, class_path: str, path) -> None:
+    """A checkpoint of the other stage: one line now, not a confusing mismatch after re-parsing."""
+    from talkface.generation.checkpoints import STAGES, stage_of
+
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
+        raise TalkfaceError(f"--ckpt_path {path}: not a checkpoint that talkface fit wrote")
+    found = stage_of(checkpoint)
+    wanted = next((cls for cls in STAGES if class_path.endswith(cls.__name__)), None)
+    if found is not None and wanted is not None and found is not wanted:
+        raise TalkfaceError(
+            f"--ckpt_path {path}: this is a {STAGES[found][0]} checkpoint, but the config is for a {STAGES[wanted][0]} "
+            f"model ({wanted.__name__}); give a checkpoint of the same stage"
+        )
+
+
 def _import_class(class_path: str):
     module, _, name = class_path.rpartition(".")
     return getattr(importlib.import_module(module), name)
@@ -125,7 +156,11 @@ def best_recorded_in(last: Path) -> Path:
 
 def run_lightning(argv: list[str]) -> int:
     """Run one Lightning subcommand; user errors become one line and exit code 2."""
+    # The arguments are rewritten (configs composed), so Lightning is handed `args` while
+    # sys.argv keeps the user's words: DDP ranks re-run sys.argv and rewrite it themselves.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     try:
+        args = rewrite_arguments(argv)
         TalkfaceCLI(
             LightningModule,
             LRWDataModule,
@@ -133,18 +168,24 @@ def run_lightning(argv: list[str]) -> int:
             save_config_callback=SaveConfigEverywhere,
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"parser_mode": "omegaconf", "exit_on_error": False},
-            args=None if argv == sys.argv[1:] else argv,  # None: Lightning reads sys.argv itself
+            args=args,
             auto_configure_optimizers=False,
         )
     except Exception as error:
         user_error = _find_user_error(error)
         if user_error is not None:
             return _fail(argv[0], str(user_error))
+        # Lightning's name for a user's mistake (an accelerator this machine lacks, a bad flag).
+        if isinstance(error, MisconfigurationException):
+            return _fail(argv[0], _one_line(str(error)) + _MISCONFIGURATION_HINT)
         # jsonargparse reports config mistakes (unknown key, wrong type) as ArgumentError.
         if type(error).__name__ in ("ArgumentError", "NSKeyError") or "jsonargparse" in type(error).__module__:
             return _fail(argv[0], _one_line(str(error)))
         raise
     return 0
+
+
+_MISCONFIGURATION_HINT = " (check the trainer settings; on a machine without a GPU use --trainer.accelerator cpu)"
 
 
 def _find_user_error(error: BaseException | None) -> TalkfaceError | None:

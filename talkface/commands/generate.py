@@ -50,7 +50,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     inputs = {"--image": args.image, "--audio": args.audio, "--landmark-ckpt": args.landmark_ckpt, "--generator-ckpt": args.generator_ckpt}
     for option, path in inputs.items():
         if not Path(path).exists():
-            raise TalkfaceError(f"{option} {path}: no such file")
+            raise TalkfaceError(f"{option} {path}: no such {'checkpoint ' if option.endswith('-ckpt') else ''}file")
         if Path(path).is_dir():
             raise TalkfaceError(f"{option} {path} is a folder; give a file")
     check_output_file(args.out, inputs, suffix=".mp4")

@@ -103,14 +103,14 @@ def read_state_dict(path: str | Path, label: str) -> dict[str, torch.Tensor]:
     return checkpoint["state_dict"]
 
 
-def check_resume_checkpoint(path: str | Path, label: str) -> None:
+def check_resume_checkpoint(path: str | Path, label: str) -> dict:
     """Before Lightning reads a `--ckpt_path` file: it must load with weights_only=True, and the
     classes its hyper-parameters name (Lightning's CLI rebuilds the model from them: `_class_path`,
-    loss terms) must be talkface's or already imported, since naming a module imports it."""
+    loss terms) must be talkface's or already imported, since naming a module imports it. Returns the checkpoint."""
     checkpoint = safe_torch_load(path, label)
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     if not isinstance(hparams, dict):
-        return
+        return checkpoint
     class_path = str(hparams.get("_class_path") or "")
     module = class_path.rpartition(".")[0]
     if module and module not in sys.modules:
@@ -119,6 +119,7 @@ def check_resume_checkpoint(path: str | Path, label: str) -> None:
             "import it yourself first if you trust it"
         )
     _check_loss_classes(hparams, label)
+    return checkpoint
 
 
 def stage_of(checkpoint: dict) -> type | None:
