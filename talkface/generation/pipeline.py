@@ -21,6 +21,7 @@ from tqdm import tqdm
 from lightning_modules import FaceGenModule, LandmarkModule
 from talkface import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from talkface.audio.streaming import WindowStream
+from talkface.checks import check_device_name, check_feather, check_max_side
 from talkface.errors import MediaError, TalkfaceError
 from talkface.faces.paste import FacePaster
 from talkface.generation.checkpoints import feature_config, load_stage
@@ -77,6 +78,9 @@ def generate(
     through a feathered edge of `feather` × crop size; without, the aligned face crop itself.
     """
     started = time.perf_counter()
+    check_feather(feather, "feather")
+    check_max_side(max_side, "max_side")
+    check_device_name(str(device), "device")
     summary = check_audio(audio)
     landmark_model, facts = _stage(landmark_ckpt, LandmarkModule)
     face_model, _ = _stage(generator_ckpt, FaceGenModule)
