@@ -8,6 +8,7 @@ word lists), not about downloading torch a second time.
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -18,6 +19,13 @@ import pytest
 from talkface.media import read_video
 
 REPO = Path(__file__).resolve().parents[1]
+# Top-level folders that are not part of the source (configs/data/ is: only the top level counts).
+NOT_SOURCE = {".git", ".venv", "build", "dist", "talkface.egg-info", "data", "runs", ".pytest_cache", ".ruff_cache", "wandb"}
+
+
+def _not_source(folder: str, names: list[str]) -> set[str]:
+    top = Path(folder).resolve() == REPO
+    return {name for name in names if name == "__pycache__" or (top and name in NOT_SOURCE)}
 
 
 def _run(command: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -29,7 +37,9 @@ def _run(command: list[str], cwd: Path, timeout: int = 600) -> subprocess.Comple
 def installed(tmp_path_factory) -> Path:
     """bin/ of a new virtual environment holding talkface installed from a wheel of this tree."""
     root = tmp_path_factory.mktemp("installed")
-    built = _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", str(REPO), "-w", str(root / "dist")], root)
+    # Built from a copy: building in place would leave build/ and *.egg-info in the source tree.
+    source = shutil.copytree(REPO, root / "source", ignore=_not_source)
+    built = _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", str(source), "-w", str(root / "dist")], root)
     assert built.returncode == 0, built.stderr[-2000:]
     wheel = next((root / "dist").glob("talkface-*.whl"))
     venv = root / "venv"

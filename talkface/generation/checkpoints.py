@@ -30,8 +30,8 @@ from talkface.errors import TalkfaceError
 from talkface.generation.release import RELEASE_SUFFIX, RELEASE_WEIGHTS, looks_like_safetensors, read_release
 
 STAGES = {
-    LandmarkModule: ("stage-1 (landmark)", "--landmark-ckpt", "talkface fit -c configs/landmark/sample.yaml"),
-    FaceGenModule: ("stage-2 (face generator)", "--generator-ckpt", "talkface fit -c configs/generator/sample.yaml"),
+    LandmarkModule: ("stage-1 (landmark)", "--landmark-ckpt", "talkface fit -c landmark/sample"),
+    FaceGenModule: ("stage-2 (face generator)", "--generator-ckpt", "talkface fit -c generator/sample"),
 }
 # Hyper-parameters of a stage that only matter for training and must not be acted on at load time.
 INFERENCE_OVERRIDES = {LandmarkModule: {"detector": "joint", "detector_checkpoint": None}, FaceGenModule: {}}
