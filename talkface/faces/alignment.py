@@ -15,9 +15,10 @@ import cv2
 import numpy as np
 
 from talkface.errors import TalkfaceError
+from talkface.faces.layout import STABLE
 from talkface.faces.template import load_template
 
-STABLE_POINTS = np.arange(27, 48)  # nose bridge + nostrils (27-35), both eyes (36-47)
+STABLE_POINTS = np.asarray(STABLE)  # nose bridge + nostrils, both eyes
 MIN_CROP_SIZE = 64
 
 

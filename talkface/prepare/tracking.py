@@ -16,9 +16,10 @@ import numpy as np
 from talkface.errors import NoFaceError
 from talkface.faces import LandmarkExtractor, similarity_transform, transform_points
 from talkface.faces.landmarks import largest_box
+from talkface.faces.layout import STABLE
 
 # Stable points (eyes, nose) drive the box; the mouth and jaw move on their own.
-_STABLE = np.r_[27:48]
+_STABLE = np.asarray(STABLE)
 
 
 @dataclass
