@@ -39,11 +39,23 @@ class FeatureConfig:
             raise TalkfaceError(f"audio feature kind must be 'mel' or 'mfcc', got {self.kind!r}")
         if self.context < 1 or self.context % 2 == 0:
             raise TalkfaceError(f"audio context must be a positive odd number of frames, got {self.context}")
-        if (self.sample_rate // self.fps) % self.hop_length or self.sample_rate % self.fps:
+        if self.hop_length < 1 or (self.sample_rate // self.fps) % self.hop_length or self.sample_rate % self.fps:
             raise TalkfaceError(
                 f"hop_length {self.hop_length} must divide the {self.sample_rate // self.fps} samples "
                 f"of one video frame ({self.sample_rate} Hz at {self.fps} fps)"
             )
+        if not 1 <= self.win_length <= self.n_fft:
+            raise TalkfaceError(f"win_length must be between 1 and n_fft ({self.n_fft}), got {self.win_length}")
+        if self.n_mels < 1 or _has_empty_mel_band(self.n_fft, self.sample_rate, self.n_mels):
+            most = max_mel_bands(self.n_fft, self.sample_rate)
+            raise TalkfaceError(
+                f"--n-mels must be between 1 and {most} (more mel bands than that are empty with a "
+                f"{self.n_fft}-point FFT at {self.sample_rate} Hz), got {self.n_mels}"
+            )
+        if self.kind == "mfcc" and self.n_mfcc < 1 + self.drop_first_mfcc:
+            raise TalkfaceError(f"n_mfcc must be at least {1 + self.drop_first_mfcc}, got {self.n_mfcc}")
+        if self.kind == "mfcc" and self.n_mels < self.n_mfcc:
+            raise TalkfaceError(f"--n-mels must be at least {self.n_mfcc} (the MFCC count) for mfcc features, got {self.n_mels}")
 
     @property
     def samples_per_frame(self) -> int:
@@ -67,6 +79,30 @@ class FeatureConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@lru_cache(maxsize=8)
+def max_mel_bands(n_fft: int, sample_rate: int) -> int:
+    """The most mel bands for which no filter of the bank is empty (114 for 512 points at 16 kHz)."""
+    most = 0
+    while most < n_fft // 2 + 1 and not _has_empty_mel_band(n_fft, sample_rate, most + 1):
+        most += 1
+    return most
+
+
+@lru_cache(maxsize=64)
+def _has_empty_mel_band(n_fft: int, sample_rate: int, n_mels: int) -> bool:
+    """Whether the mel filter bank MelSpectrogram builds has a filter that covers no FFT bin."""
+    import warnings
+
+    import torchaudio.functional as AF
+
+    if n_mels > n_fft // 2 + 1:
+        return True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchaudio's warning about an empty filter is what we test
+        bank = AF.melscale_fbanks(n_fft // 2 + 1, 0.0, sample_rate / 2, n_mels, sample_rate)
+    return bool((bank.sum(0) == 0).any())
 
 
 @lru_cache(maxsize=8)

@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from talkface.audio import FeatureConfig
 from talkface.errors import TalkfaceError
+from talkface.faces import BACKENDS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--src", type=Path, required=True, help="raw dataset root")
-    parser.add_argument("--out", type=Path, required=True, help="prepared dataset folder (resumable)")
+    parser.add_argument(
+        "--out", type=Path, required=True,
+        help="prepared dataset folder: new or empty, or an earlier prepare's (resumed); not --src nor holding it",
+    )
     parser.add_argument("--layout", default="auto", choices=["auto", "lrw", "grid", "folder"])
     parser.add_argument("--crop", type=int, default=128, choices=[128, 256], help="aligned crop size in pixels")
-    parser.add_argument("--backend", default="dlib", help="landmark backend: dlib (offline) or face_alignment")
+    parser.add_argument("--backend", default="dlib", choices=BACKENDS, help="landmark backend: dlib (offline) or face_alignment")
     parser.add_argument("--workers", type=int, default=2, help="parallel processes")
     parser.add_argument("--splits", default="train,val,test", help="comma-separated splits to prepare")
     parser.add_argument("--window", type=int, default=29, help="grid/folder: frames per sample (0: whole clip)")
@@ -28,15 +31,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from talkface.prepare import PrepareSettings, prepare_dataset
+    from talkface.prepare.settings import PrepareSettings, check_feature_options, check_paths
 
+    # Everything is checked before torch, a landmark model or a clip is touched: a mistake is
+    # reported in the first second, and nothing is created for a command that is refused.
     try:
         ratios = tuple(float(x) for x in args.split_ratios.split(","))
     except ValueError:
         raise TalkfaceError(f"--split-ratios must be three numbers like 0.8,0.1,0.1, got {args.split_ratios!r}") from None
     if len(ratios) != 3:
         raise TalkfaceError(f"--split-ratios needs three numbers (train,val,test), got {args.split_ratios!r}")
-    settings = PrepareSettings(
+    options = dict(
         src=args.src,
         out=args.out,
         layout=args.layout,
@@ -47,11 +52,18 @@ def run(args: argparse.Namespace) -> int:
         window=args.window,
         stride=args.stride,
         split_ratios=ratios,
-        features=FeatureConfig(kind=args.features, n_mels=args.n_mels, context=args.context),
         retry_skipped=args.retry_skipped,
         progress=not args.no_progress,
     )
-    report = prepare_dataset(settings)
+    PrepareSettings(**options, features=None).check()
+    check_feature_options(args.n_mels, args.context)
+    check_paths(args.src, args.out)
+
+    from talkface.audio import FeatureConfig
+    from talkface.prepare import prepare_dataset
+
+    features = FeatureConfig(kind=args.features, n_mels=args.n_mels, context=args.context)
+    report = prepare_dataset(PrepareSettings(**options, features=features))
     if report.total_samples == 0:
         raise TalkfaceError(f"nothing was prepared: all {len(report.skipped)} clips were skipped (see {args.out}/report.json)")
     return 0

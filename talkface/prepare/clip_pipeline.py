@@ -2,6 +2,11 @@
 
 The result (`ProcessedVideo`) is what the work store keeps per source; samples (windows) are
 cut from it when the dataset is packed.
+
+A clip whose audio stops early is padded with silence only when little is missing: at most
+MAX_MISSING_AUDIO (10 %) of the video's duration, or two video frames (80 ms) for short clips.
+More than that (say 1.0 s of audio under a 4.8 s video) and the frames would be trained on
+silence that is not there, so the clip is skipped with the reason in report.json.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from talkface.media import read_video
 from talkface.media.jpeg import encode_jpeg
 from talkface.prepare.sources import Source
 from talkface.prepare.tracking import track_landmarks
+
+MAX_MISSING_AUDIO = 0.10  # fraction of the video's duration that may lack audio (padded with silence)
+MISSING_AUDIO_FRAMES = 2  # ... or this many video frames' worth, whichever is more
 
 
 class SkipClip(TalkfaceError):
@@ -48,7 +56,7 @@ class ProcessedVideo:
         return arrays
 
     @classmethod
-    def from_arrays(cls, arrays) -> "ProcessedVideo":
+    def from_arrays(cls, arrays) -> ProcessedVideo:
         detections, lost, seconds = arrays["stats"]
         fields = {k: arrays[k] for k in ("frames_jpeg", "frame_offsets", "landmarks", "transforms", "audio", "features", "source_size")}
         return cls(**fields, detections=int(detections), lost_frames=int(lost), seconds=float(seconds))
@@ -74,6 +82,7 @@ def process_source(source: Source, extractor: LandmarkExtractor, settings: Pipel
     frames = clip.frames
     if len(frames) < settings.min_frames:
         raise SkipClip(f"too short: {len(frames)} frames, at least {settings.min_frames} needed")
+    check_audio_covers_video(len(clip.audio), len(frames), settings.features.samples_per_frame, settings.features.sample_rate)
     if np.abs(clip.audio).max() < 1e-4:
         raise SkipClip("silent audio")
 
@@ -84,8 +93,8 @@ def process_source(source: Source, extractor: LandmarkExtractor, settings: Pipel
     image_landmarks = smooth_over_time(track.landmarks.astype(np.float64), settings.landmark_smoothing)
     raw = np.stack([estimate_alignment(points, settings.crop_size) for points in image_landmarks])
     transforms = smooth_transforms(raw, settings.smooth_window)
-    landmarks = np.stack([transform_points(p, m) for p, m in zip(image_landmarks, transforms)])
-    jpegs = [encode_jpeg(warp_to_crop(f, m, settings.crop_size), settings.jpeg_quality) for f, m in zip(frames, transforms)]
+    landmarks = np.stack([transform_points(p, m) for p, m in zip(image_landmarks, transforms, strict=True)])
+    jpegs = [encode_jpeg(warp_to_crop(f, m, settings.crop_size), settings.jpeg_quality) for f, m in zip(frames, transforms, strict=True)]
 
     samples = len(frames) * settings.features.samples_per_frame
     audio = np.zeros(samples, np.float32)
@@ -104,6 +113,17 @@ def process_source(source: Source, extractor: LandmarkExtractor, settings: Pipel
         lost_frames=track.lost,
         seconds=time.perf_counter() - started,
     )
+
+
+def check_audio_covers_video(audio_samples: int, frames: int, samples_per_frame: int, sample_rate: int) -> None:
+    """SkipClip when the audio misses more than MAX_MISSING_AUDIO of the video (or 2 frames)."""
+    needed = frames * samples_per_frame
+    missing = needed - audio_samples
+    if missing > max(MAX_MISSING_AUDIO * needed, MISSING_AUDIO_FRAMES * samples_per_frame):
+        raise SkipClip(
+            f"audio covers only {audio_samples / sample_rate:.2f} s of the {needed / sample_rate:.2f} s video "
+            f"({100 * audio_samples / needed:.0f} %); at most {MAX_MISSING_AUDIO:.0%} may be missing"
+        )
 
 
 def smooth_over_time(landmarks: np.ndarray, passes: int) -> np.ndarray:

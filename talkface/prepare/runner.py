@@ -3,6 +3,11 @@
 Resumable and idempotent: every finished clip is a file in `<out>/work/`, so a killed run re-run
 with the same command processes only the rest, and packing is a pure function of those files.
 `<out>/meta.json` is written last: a dataset without it is not finished.
+
+Never touches the user's files: every setting and path is checked before any clip is read; `--out`
+may not be `--src` nor hold it; an `--out` inside `--src` is left out of the clip search (so a
+re-run finds the same clips); `<out>` must be new, empty or made by talkface prepare (marker
+`<out>/.talkface-prepared`), and a split folder is only ever replaced when prepare made it.
 """
 
 from __future__ import annotations
@@ -10,58 +15,26 @@ from __future__ import annotations
 import multiprocessing
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from talkface import FPS, SAMPLE_RATE
-from talkface.audio import FeatureConfig
 from talkface.errors import TalkfaceError
 from talkface.faces import load_template
-from talkface.faces.landmarks import BACKENDS
+from talkface.outputs import claim
 from talkface.prepare.clip_pipeline import PipelineSettings
 from talkface.prepare.packing import SplitPacker
 from talkface.prepare.samples import FRAME_FIELDS, LIGHT_FIELDS, cut_samples
+from talkface.prepare.settings import MARKER, PrepareSettings, check_paths, check_split_folder
 from talkface.prepare.sources import GRID_VOCABULARY, LRW_SPLITS, Source, detect_layout, find_sources
 from talkface.prepare.work_store import WorkStore, write_json_atomic
 from talkface.prepare.worker import Outcome, init_worker, prepare_one
 
 FORMAT = "talkface-prepared/1"
 PCA_COMPONENTS = 20
-
-
-@dataclass
-class PrepareSettings:
-    src: Path
-    out: Path
-    layout: str = "auto"  # lrw | grid | folder | auto
-    crop_size: int = 128
-    backend: str = "dlib"
-    workers: int = 2
-    splits: tuple[str, ...] = LRW_SPLITS
-    window: int = 29  # frames per sample for grid/folder (0: whole clip); LRW clips stay whole
-    stride: int | None = None  # defaults to the window (no overlap)
-    split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)  # grid/folder: by clip name
-    features: FeatureConfig = field(default_factory=FeatureConfig)
-    retry_skipped: bool = False
-    progress: bool = True
-
-    def check(self) -> None:
-        if self.crop_size not in (128, 256):
-            raise TalkfaceError(f"--crop must be 128 or 256, got {self.crop_size}")
-        if self.backend not in BACKENDS:
-            raise TalkfaceError(f"unknown landmark backend {self.backend!r}; use one of: {', '.join(BACKENDS)}")
-        if self.workers < 1:
-            raise TalkfaceError(f"--workers must be at least 1, got {self.workers}")
-        if self.window < 0 or (self.stride is not None and self.stride < 1):
-            raise TalkfaceError("--window must be >= 0 and --stride >= 1")
-        unknown = set(self.splits) - set(LRW_SPLITS)
-        if unknown:
-            raise TalkfaceError(f"unknown split(s) {', '.join(sorted(unknown))}; use train, val, test")
-        if abs(sum(self.split_ratios) - 1) > 1e-6 or min(self.split_ratios) < 0:
-            raise TalkfaceError(f"split ratios must be >= 0 and sum to 1, got {self.split_ratios}")
 
 
 @dataclass
@@ -82,15 +55,18 @@ def prepare_dataset(settings: PrepareSettings) -> PrepareReport:
     settings.check()
     started = time.perf_counter()
     src, out = Path(settings.src), Path(settings.out)
-    layout = detect_layout(src) if settings.layout == "auto" and src.is_dir() else settings.layout
-    sources = find_sources(src, layout, tuple(settings.splits), tuple(settings.split_ratios))
+    check_paths(src, out)
+    layout = detect_layout(src, exclude=out) if settings.layout == "auto" else settings.layout
+    sources = find_sources(src, layout, tuple(settings.splits), tuple(settings.split_ratios), exclude=out)
+    for split in sorted({s.split for s in sources}):
+        check_split_folder(out, split)
     window = 0 if layout == "lrw" else settings.window
     stride = settings.stride or window or 1
     pipeline = PipelineSettings(
         crop_size=settings.crop_size, features=settings.features, min_frames=max(window, 5)
     )
 
-    out.mkdir(parents=True, exist_ok=True)
+    claim(out, MARKER, "prepare")
     store = WorkStore(out / "work")
     store.remove_partials()
     _check_same_settings(out, layout, settings, window, stride)
@@ -105,7 +81,7 @@ def prepare_dataset(settings: PrepareSettings) -> PrepareReport:
     outcomes = _run(todo, settings, pipeline, store)
 
     (out / "meta.json").unlink(missing_ok=True)
-    vocabulary = _vocabulary(src, layout)
+    vocabulary = _vocabulary(src, layout, exclude=out)
     packed = _pack(sources, store, out, window, stride, vocabulary, settings)
     skipped = [
         {"id": s.id, "path": str(s.path), "split": s.split, "reason": store.skip_reason(s.id)}
@@ -166,7 +142,8 @@ def _run(todo: list[Source], settings: PrepareSettings, pipeline: PipelineSettin
                 record(prepare_one(source))
         else:
             context = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state
-            with context.Pool(settings.workers, initializer=init_worker, initargs=initargs) as pool:
+            processes = min(settings.workers, len(todo))  # no idle worker loading a model for nothing
+            with context.Pool(processes, initializer=init_worker, initargs=initargs) as pool:
                 for outcome in pool.imap_unordered(prepare_one, todo, chunksize=1):
                     record(outcome)
     finally:
@@ -223,9 +200,13 @@ def _pca(total: np.ndarray, outer: np.ndarray, count: int) -> dict | None:
     }
 
 
-def _vocabulary(src: Path, layout: str) -> list[str]:
+def _vocabulary(src: Path, layout: str, exclude: Path | None = None) -> list[str]:
     if layout == "lrw":
-        return sorted(p.name for p in src.iterdir() if p.is_dir() and any((p / s).is_dir() for s in LRW_SPLITS))
+        skip = exclude.resolve() if exclude is not None else None
+        return sorted(
+            p.name for p in src.iterdir()
+            if p.is_dir() and p.resolve() != skip and any((p / s).is_dir() for s in LRW_SPLITS)
+        )
     if layout == "grid":
         return list(GRID_VOCABULARY)
     return []

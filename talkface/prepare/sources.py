@@ -6,8 +6,10 @@ A `Source` is one video file to process; it may yield several samples (windows) 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from talkface.errors import TalkfaceError
@@ -42,40 +44,76 @@ class Source:
     word_spans: tuple[tuple[str, float, float], ...] = field(default=())  # (word, start s, end s)
 
 
-def detect_layout(root: Path) -> str:
-    """'lrw' when WORD/{train,val,test}/*.mp4 exists, 'grid' for GRID-named .mpg, else 'folder'."""
-    for word_dir in sorted(p for p in root.iterdir() if p.is_dir())[:50]:
+def detect_layout(root: Path, exclude: Path | None = None) -> str:
+    """'lrw' when WORD/{train,val,test}/*.mp4 exists, 'grid' for GRID-named .mpg, else 'folder'.
+
+    `exclude` (the output folder, when it lies inside the source) is never looked at.
+    """
+    for word_dir in sorted(p for p in root.iterdir() if p.is_dir() and not _excluded(p, root, exclude))[:50]:
         if any((word_dir / split).is_dir() for split in LRW_SPLITS):
             return "lrw"
-    videos = list(_videos(root))
+    videos = list(_videos(root, exclude))
     if videos and all(p.suffix.lower() == ".mpg" and parse_grid_name(p.stem) for p in videos):
         return "grid"
     return "folder"
 
 
-def find_sources(root: Path, layout: str, splits: tuple[str, ...], split_ratios: tuple[float, float, float]) -> list[Source]:
+def find_sources(
+    root: Path,
+    layout: str,
+    splits: tuple[str, ...],
+    split_ratios: tuple[float, float, float],
+    exclude: Path | None = None,
+) -> list[Source]:
+    """The clips under `root`; nothing inside `exclude` (an output folder placed inside the
+    source) is ever taken, so a re-run sees the same clips as the first run."""
     if not root.is_dir():
         raise TalkfaceError(f"{root}: source folder not found")
     if layout == "auto":
-        layout = detect_layout(root)
+        layout = detect_layout(root, exclude)
     finder = {"lrw": _lrw_sources, "grid": _grid_sources, "folder": _folder_sources}.get(layout)
     if finder is None:
         raise TalkfaceError(f"unknown layout {layout!r}; use lrw, grid, folder or auto")
-    sources = [s for s in finder(root, split_ratios) if s.split in splits]
+    sources = [s for s in finder(root, split_ratios, exclude) if s.split in splits]
     if not sources:
         raise TalkfaceError(f"{root}: no {layout} clips found for splits {', '.join(splits)}")
     return sorted(sources, key=lambda s: s.id)
 
 
-def _videos(root: Path):
-    return (p for p in sorted(root.rglob("*")) if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+def _excluded(path: Path, root: Path, exclude: Path | None) -> bool:
+    """Whether `path` (found below `root`) lies in `exclude`; lexical, after resolving the two folders."""
+    if exclude is None:
+        return False
+    inside = _relative_parts(root, exclude)
+    return inside is not None and path.relative_to(root).parts[: len(inside)] == inside
 
 
-def _lrw_sources(root: Path, _ratios) -> list[Source]:
+@lru_cache(maxsize=16)
+def _relative_parts(root: Path, exclude: Path) -> tuple[str, ...] | None:
+    root, exclude = root.resolve(), exclude.resolve()
+    return exclude.relative_to(root).parts if exclude.is_relative_to(root) and exclude != root else None
+
+
+def _files(root: Path, exclude: Path | None = None) -> list[Path]:
+    """Every file below `root`, sorted, without descending into `exclude`."""
+    found = []
+    skip = exclude.resolve() if exclude is not None else None
+    for folder, dirs, names in os.walk(root):
+        if skip is not None:
+            dirs[:] = [d for d in dirs if Path(folder, d).resolve() != skip]
+        found.extend(Path(folder, name) for name in names)
+    return sorted(found)
+
+
+def _videos(root: Path, exclude: Path | None = None):
+    return (p for p in _files(root, exclude) if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+
+
+def _lrw_sources(root: Path, _ratios, exclude: Path | None = None) -> list[Source]:
     sources = []
     for path in root.glob("*/*/*.mp4"):
         word, split = path.parent.parent.name, path.parent.name
-        if split not in LRW_SPLITS:
+        if split not in LRW_SPLITS or _excluded(path, root, exclude):
             continue
         sources.append(
             Source(
@@ -104,7 +142,7 @@ def parse_grid_name(stem: str) -> tuple[str, ...] | None:
         return None
     tables = (GRID_COMMANDS, GRID_COLOURS, GRID_PREPOSITIONS, None, GRID_DIGITS, GRID_ADVERBS)
     words = []
-    for char, table in zip(stem, tables):
+    for char, table in zip(stem, tables, strict=True):
         if table is None:
             if char not in GRID_LETTERS:
                 return None
@@ -126,10 +164,10 @@ def read_grid_align(path: Path) -> tuple[tuple[str, float, float], ...]:
     return tuple(spans)
 
 
-def _grid_sources(root: Path, ratios) -> list[Source]:
-    aligns = {p.stem: p for p in root.rglob("*.align")}
+def _grid_sources(root: Path, ratios, exclude: Path | None = None) -> list[Source]:
+    aligns = {p.stem: p for p in _files(root, exclude) if p.suffix == ".align"}
     sources = []
-    for path in _videos(root):
+    for path in _videos(root, exclude):
         words = parse_grid_name(path.stem)
         if words is None:
             continue
@@ -141,9 +179,9 @@ def _grid_sources(root: Path, ratios) -> list[Source]:
     return sources
 
 
-def _folder_sources(root: Path, ratios) -> list[Source]:
+def _folder_sources(root: Path, ratios, exclude: Path | None = None) -> list[Source]:
     sources = []
-    for path in _videos(root):
+    for path in _videos(root, exclude):
         rel = str(path.relative_to(root))
         sources.append(Source(id=rel, path=path, split=hash_split(rel, ratios)))
     return sources
