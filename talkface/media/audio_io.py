@@ -1,4 +1,8 @@
-"""Decode the audio of any file (wav, mp3, flac, aac, mp2 in any container) to 16 kHz mono float."""
+"""Decode the audio of any file (wav, mp3, flac, aac, mp2 in any container) to 16 kHz mono float.
+
+Audio holding NaN or infinite samples is refused with a MediaError (here, in `read_video` and in
+`stream_audio` alike), never cleaned silently.
+"""
 
 from __future__ import annotations
 
@@ -57,6 +61,7 @@ class AudioDecoder:
 
     def finish(self, sample_rate: int) -> np.ndarray:
         audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.float32)
+        check_finite(audio, self.stream.container.name)
         true_length = self._true_length()
         padding = len(audio) - (true_length or len(audio))
         if true_length and 0 < padding <= 2048:  # cut codec padding only, never real signal
@@ -70,6 +75,16 @@ class AudioDecoder:
             return None
         start = self.stream.start_time or 0
         return int(round(float((self._end_pts - max(start, 0)) * self.stream.time_base) * self.rate))
+
+
+def check_finite(samples: np.ndarray, path: str | Path) -> None:
+    """Refuse audio holding NaN or infinite samples (a broken float file): nothing downstream
+    can use them, and quietly zeroing them would hide gaps in the speech."""
+    if not np.isfinite(samples).all():
+        raise MediaError(
+            f"{path}: the audio holds NaN or infinite samples (a broken float recording); "
+            "export it again, e.g. as 16-bit PCM wav"
+        )
 
 
 def mono_samples(frame: av.AudioFrame) -> np.ndarray:

@@ -9,15 +9,16 @@ audio without writing anything).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import av
 import numpy as np
 
 from talkface import SAMPLE_RATE
 from talkface.errors import MediaError
+from talkface.media.audio_io import check_finite
 from talkface.media.opening import open_media
 
 # Samples held back at the end of the stream until we know where the signal really stops
@@ -58,6 +59,7 @@ def stream_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, chunk_samples
                 frame.pts = None  # let the resampler count samples itself (no gaps from odd timestamps)
                 for out in resampler.resample(frame):
                     pending.append(out.to_ndarray().mean(axis=0))
+                    check_finite(pending[-1], path)  # refused as in read_audio (probe_audio finds it before any work)
                     buffered += out.samples
             while buffered >= chunk_samples + TAIL_HOLD:
                 chunk, pending, buffered = _take(pending, chunk_samples)
@@ -65,6 +67,7 @@ def stream_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, chunk_samples
                 yield chunk
         for out in resampler.resample(None):
             pending.append(out.to_ndarray().mean(axis=0))
+            check_finite(pending[-1], path)
         rest = np.concatenate(pending) if pending else np.zeros(0, np.float32)
         if emitted + len(rest) == 0:
             raise MediaError(f"{path}: the audio stream holds no samples")
