@@ -42,8 +42,15 @@ LIGHTNING_HELP = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes end like every other user mistake: one line on stderr, exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="talkface",
         description="Talking-face generation through predicted facial landmarks.",
     )

@@ -6,12 +6,16 @@ import argparse
 from pathlib import Path
 
 from talkface import FPS, SAMPLE_RATE
+from talkface.faces import BACKENDS
 from talkface.media.formats import AUDIO_SUFFIXES, VIDEO_SUFFIXES
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", type=Path, help="video, audio or image files")
     parser.add_argument("--face", action="store_true", help="also detect the face (first video frame / the image)")
-    parser.add_argument("--backend", default="dlib", help="landmark backend for --face (dlib | face_alignment)")
+    parser.add_argument(
+        "--backend", default="dlib", choices=BACKENDS, help="landmark backend for --face (the same names as generate's)"
+    )
 
 def run(args: argparse.Namespace) -> int:
     for path in args.paths:

@@ -17,7 +17,9 @@ from talkface.errors import TalkfaceError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="output folder (LRW layout); re-running completes it")
+    parser.add_argument(
+        "--out", required=True, help="output folder (LRW layout), new or empty; re-running completes it"
+    )
     parser.add_argument("--num-words", type=int, default=10, help="how many LRW words, spread over the alphabet (default 10)")
     parser.add_argument("--words", help="comma-separated LRW words instead, e.g. ABOUT,ABSOLUTELY")
     parser.add_argument("--clips-per-word", type=int, default=5, help="clips per word, split ~60/20/20 (default 5)")
@@ -33,6 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Options and the output folder are checked before anything heavy is imported or made.
+    from talkface.outputs import check_output_folder
+    from talkface.prepare.settings import check_workers
+
+    if args.seed < 0:
+        raise TalkfaceError(f"--seed must be >= 0, got {args.seed}")
+    check_workers(args.workers)
+    check_output_folder(args.out)
     from talkface.sample import build_sample, split_counts
 
     words = [w for w in args.words.split(",") if w.strip()] if args.words else None
@@ -45,8 +55,6 @@ def run(args: argparse.Namespace) -> int:
             name: (value if value is not None else base[name])
             for name, value in (("train", args.train), ("val", args.val), ("test", args.test))
         }
-    if args.workers < 1:
-        raise TalkfaceError(f"--workers must be at least 1, got {args.workers}")
     summary = build_sample(
         args.out,
         num_words=args.num_words,

@@ -93,7 +93,7 @@ def get_extractor(name: str = "dlib", **kwargs) -> LandmarkExtractor:
     """
     key_name = ALIASES.get(name, name)
     if key_name not in BACKENDS:
-        valid = ", ".join(sorted([*BACKENDS, *ALIASES]))
+        valid = ", ".join(BACKENDS)  # the canonical names only (what every command's --backend offers)
         raise TalkfaceError(f"unknown landmark backend {name!r}: choose one of {valid}")
     key = (key_name, tuple(sorted(kwargs.items())))
     if key not in _extractors:

@@ -5,6 +5,9 @@ each clip (29 frames at 25 fps, 256², 16 kHz mono audio inside, the word centre
 sit at the root, where LRW tools never look: `sample_info.json` (the settings) and `visemes.json`
 (per clip: the mouth trajectory that drove the face, and the clip's voice and look).
 
+The folder is the sample's own: a new or empty one gets the marker `.talkface-sample`, and a
+folder holding other files (say a real LRW tree) is refused rather than written into.
+
 Every clip draws its randomness from `default_rng([seed, word index, split index, clip number])`,
 so a clip's bytes depend on nothing else: not on the other words, nor on the number of workers.
 Files are written atomically and complete clips are skipped, so an interrupted build resumes.
@@ -20,7 +23,7 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +32,7 @@ from tqdm import tqdm
 import talkface
 from talkface import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from talkface.errors import TalkfaceError
+from talkface.outputs import check_claimable, check_output_folder, claim
 from talkface.sample.face_warp import FaceRig, astronaut_rig, photo_rig, random_look
 from talkface.sample.speech import ACCENTS, VARIANTS, Speech, synthesize
 from talkface.sample.visemes import viseme_track
@@ -40,6 +44,9 @@ NUM_SAMPLES = NUM_FRAMES * SAMPLES_PER_FRAME  # 18 560
 MAX_WORD_SECONDS = 1.0  # leave some silence on both sides of the word
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 INFO_FILE, VISEMES_FILE = "sample_info.json", "visemes.json"
+# Written first into a new or empty folder: a folder without it (or a sample_info.json, from
+# versions before the marker) that holds files is not a sample, and is never written into.
+MARKER = ".talkface-sample"
 FORMAT = "talkface-sample/1"
 
 
@@ -131,6 +138,10 @@ def build_sample(
     out = Path(out)
     chosen = choose_words(num_words, words)
     counts = _check_splits(splits if splits is not None else split_counts(clips_per_word))
+    if int(seed) < 0:
+        raise TalkfaceError(f"the seed must be >= 0, got {seed}")
+    check_output_folder(out)
+    check_claimable(out, MARKER, "sample", also_ours=(INFO_FILE,))
     faces = _face_sources(faces_dir)
     info = {
         "format": FORMAT,
@@ -146,6 +157,7 @@ def build_sample(
         "voices": {"accents": list(ACCENTS), "variants": list(VARIANTS)},
     }
     previous = _check_existing(out, info)
+    claim(out, MARKER, "sample")  # only now: a refused build leaves nothing behind
 
     jobs = [
         ClipJob(word, split, number, int(seed))
@@ -317,7 +329,7 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return context
 
 
-@lru_cache(maxsize=None)
+@cache
 def _photo_rig(path: Path | None, digest: str = "") -> FaceRig:
     """The rig of a photo (None: the astronaut), kept per path and content."""
     if path is None:
