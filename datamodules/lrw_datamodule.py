@@ -188,17 +188,20 @@ class LRWDataModule(L.LightningDataModule):
                 continue  # a missing validation split just means no validation
             self.datasets[split] = self.dataset(split, train=split == self.hparams.train_split)
         if stage == "fit":
-            self._check_enough_training_samples(world_size)
+            self.check_enough_training_samples(world_size, len(self.datasets[self.hparams.train_split]) * world_size)
 
-    def _check_enough_training_samples(self, world_size: int) -> None:
-        """Training drops the last incomplete batch: with fewer samples than one batch, Lightning
-        would stop at once with "No training batches" and exit 0 without a checkpoint."""
-        per_rank = len(self.datasets[self.hparams.train_split])
-        if per_rank < self.per_device_batch_size:
+    def check_enough_training_samples(self, world_size: int, samples: int | None = None) -> None:
+        """Training drops the last incomplete batch: with fewer samples than one batch per device,
+        Lightning would stop at once with "No training batches" and exit 0 without a checkpoint.
+        `samples`: the training split's size (default: what meta.json records)."""
+        per_device = self.check_batch_size(world_size)
+        if samples is None:
+            samples = self.meta.get("splits", {}).get(self.hparams.train_split, {}).get("samples")
+        if samples is not None and samples // world_size < per_device:
             split = self.data_dir / self.hparams.train_split
             raise TalkfaceError(
-                f"data.batch_size {self.batch_size} ({self.per_device_batch_size} per device) is more than the "
-                f"{per_rank * world_size} training samples in {split}; lower --data.batch_size or prepare more clips"
+                f"data.batch_size {self.batch_size} ({per_device} per device) is more than the "
+                f"{samples} training samples in {split}; lower --data.batch_size or prepare more clips"
             )
 
     def has_split(self, split: str) -> bool:

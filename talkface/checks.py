@@ -29,7 +29,9 @@ def check_output_file(out: Path, inputs: dict[str, str | Path], suffix: str, opt
         raise TalkfaceError(f"{option} {out} is a folder; give the file to write, e.g. {out / ('talking' + suffix)}")
     for input_option, path in inputs.items():
         if _same_file(out, Path(path)):
-            raise TalkfaceError(f"{option} {out} is the {input_option} file; it would be overwritten: choose another name")
+            raise TalkfaceError(
+                f"{option} {out} is the {input_option} file; it would be overwritten: choose another name"
+            )
     folder = out.parent
     while not folder.exists() and folder.parent != folder:
         folder = folder.parent
@@ -38,7 +40,9 @@ def check_output_file(out: Path, inputs: dict[str, str | Path], suffix: str, opt
     try:
         handle, probe = tempfile.mkstemp(prefix=".talkface-write-test-", dir=folder)
     except OSError as error:
-        raise TalkfaceError(f"{option} {out} cannot be written ({error.strerror or error} in {folder}); choose another place") from None
+        raise TalkfaceError(
+            f"{option} {out} cannot be written ({error.strerror or error} in {folder}); choose another place"
+        ) from None
     os.close(handle)
     os.unlink(probe)
 
@@ -81,7 +85,9 @@ def check_device_available(device: str, option: str = "--device") -> None:
         raise TalkfaceError(f"{option} mps: Apple's MPS is not available on this machine; use --device cpu")
 
 
-def check_number(name: str, value, minimum: float | None = None, *, above: float | None = None, whole: bool = False) -> None:
+def check_number(
+    name: str, value, minimum: float | None = None, *, above: float | None = None, whole: bool = False
+) -> None:
     """A finite number (whole when `whole`), at least `minimum` / strictly above `above`.
     Used for hyper-parameters, whose mistakes would otherwise surface deep inside torch."""
     kind = "a whole number" if whole else "a number"

@@ -7,35 +7,29 @@ bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
+import signal
 import sys
+import threading
+from types import ModuleType
 
-from talkface.commands import ablate as ablate_command
-from talkface.commands import benchmark as benchmark_command
-from talkface.commands import demo as demo_command
-from talkface.commands import evaluate as evaluate_command
-from talkface.commands import export as export_command
-from talkface.commands import generate as generate_command
-from talkface.commands import inspect as inspect_command
-from talkface.commands import prepare as prepare_command
-from talkface.commands import sample as sample_command
 from talkface.errors import TalkfaceError
 
-# Each subcommand module provides `add_arguments(parser)` and `run(args) -> int`.
+# Each subcommand module provides `add_arguments(parser)` and `run(args) -> int`, and imports
+# its heavy dependencies (torch, models) inside `run`, so a mistake on the command line is
+# reported in well under a second.
 SUBCOMMANDS = {
-    "demo": demo_command,
-    "generate": generate_command,
-    "sample": sample_command,
-    "inspect": inspect_command,
-    "prepare": prepare_command,
-    "ablate": ablate_command,
-    "evaluate": evaluate_command,
-    "export": export_command,
-    "benchmark": benchmark_command,
+    name: f"talkface.commands.{name}"
+    for name in ("demo", "generate", "sample", "inspect", "prepare", "ablate", "evaluate", "export", "benchmark")
 }
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: every `with` block cleans up (no partial file is left)."""
+
+
 LIGHTNING_HELP = {
-    "fit": "Train a stage from a config: talkface fit -c configs/landmark/sample.yaml",
+    "fit": "Train a stage from a recipe: talkface fit -c landmark/sample (a packaged name or a YAML file)",
     "validate": "Validate a checkpoint: talkface validate -c CONFIG --ckpt_path CKPT",
     "test": "Test a checkpoint on the test split: talkface test -c CONFIG --ckpt_path CKPT",
     "predict": "Predict with a checkpoint: talkface predict -c CONFIG --ckpt_path CKPT",
@@ -57,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, doc in LIGHTNING_HELP.items():  # handled by the Lightning CLI (see main)
         commands.add_parser(name, help=doc, add_help=False)
-    for name, module in SUBCOMMANDS.items():
+    for name in SUBCOMMANDS:
+        module = _command(name)
         doc = (module.__doc__ or "").strip().splitlines()[0]
         sub = commands.add_parser(name, help=doc, description=doc)
         module.add_arguments(sub)
@@ -70,15 +65,32 @@ def main(argv: list[str] | None = None) -> int:
         from talkface.training_cli import run_lightning
 
         return run_lightning(argv)
-    args = build_parser().parse_args(argv)
+    command = argv[0] if argv and argv[0] in SUBCOMMANDS else "talkface"
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
-        return int(SUBCOMMANDS[args.command].run(args) or 0)
+        args = build_parser().parse_args(argv)
+        return int(_command(args.command).run(args) or 0)
     except TalkfaceError as error:
-        print(f"talkface {args.command}: error: {error}", file=sys.stderr)
+        print(f"talkface {command}: error: {error}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"talkface {command}: terminated; nothing was left half-written", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
-        print(f"talkface {args.command}: interrupted", file=sys.stderr)
+        print(f"talkface {command}: interrupted; nothing was left half-written", file=sys.stderr)
         return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _command(name: str) -> ModuleType:
+    return importlib.import_module(SUBCOMMANDS[name])
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
 
 
 if __name__ == "__main__":

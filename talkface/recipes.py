@@ -31,7 +31,11 @@ def packaged_root() -> Path:
 def packaged_recipes() -> list[str]:
     """Names of the recipes a user trains with (the pieces they compose are left out)."""
     root = packaged_root()
-    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.glob("*/*.yaml") if p.parent.name in ("landmark", "generator"))
+    return sorted(
+        str(p.relative_to(root).with_suffix(""))
+        for p in root.glob("*/*.yaml")
+        if p.parent.name in ("landmark", "generator")
+    )
 
 
 def find_recipe(name: str | Path) -> Path:
@@ -89,4 +93,6 @@ def _find_piece(name: str, including: Path) -> Path:
     try:
         return find_recipe(name)
     except TalkfaceError:
-        raise TalkfaceError(f"{including}: `defaults` names {name!r}, which is neither beside it nor a packaged config") from None
+        raise TalkfaceError(
+            f"{including}: `defaults` names {name!r}, which is neither beside it nor a packaged config"
+        ) from None

@@ -50,7 +50,9 @@ def rewrite_arguments(argv: list[str]) -> list[str]:
             losses_values[len(out) - 1] = losses = value
         elif option.startswith(LOSSES_OPTION + "."):
             if losses is None:
-                raise TalkfaceError(f"{option}: no losses are configured before it; give a recipe (-c) with `losses` first")
+                raise TalkfaceError(
+                    f"{option}: no losses are configured before it; give a recipe (-c) with `losses` first"
+                )
             _set_loss_key(losses, option.removeprefix(LOSSES_OPTION + "."), _parse_value(value, option), option)
             del out[-2:]
     for position, config in configs.items():
@@ -93,7 +95,9 @@ def _set_loss_key(losses: dict, dotted: str, value: Any, option: str) -> None:
         losses[name] = value
         return
     if name not in losses and rest != "class_path":
-        raise TalkfaceError(f"{option}: no loss term {name!r} is configured (terms: {', '.join(losses) or 'none'}); add it with {LOSSES_OPTION}.{name}.class_path CLASS")
+        raise TalkfaceError(
+            f"{option}: no loss term {name!r} is configured (terms: {', '.join(losses) or 'none'}); add it with {LOSSES_OPTION}.{name}.class_path CLASS"
+        )
     entry = losses.setdefault(name, {})
     if isinstance(entry, str):
         entry = losses[name] = {"class_path": entry}
@@ -117,20 +121,27 @@ def expand_losses(losses: dict[str, Any]) -> dict[str, dict]:
         if isinstance(spec, str):
             spec = {"class_path": spec}
         if not isinstance(spec, dict) or "class_path" not in spec:
-            raise TalkfaceError(f"loss term {name!r}: needs a class_path (a registered name or module.Class), got {spec!r}")
+            raise TalkfaceError(
+                f"loss term {name!r}: needs a class_path (a registered name or module.Class), got {spec!r}"
+            )
         unknown = set(spec) - {"class_path", "init_args"}
         if unknown:
-            raise TalkfaceError(f"loss term {name!r}: unexpected key(s) {', '.join(sorted(unknown))}; use class_path and init_args")
+            raise TalkfaceError(
+                f"loss term {name!r}: unexpected key(s) {', '.join(sorted(unknown))}; use class_path and init_args"
+            )
         cls = resolve_loss_class(str(spec["class_path"]))
         given = dict(spec.get("init_args") or {})
         parameters = {
-            key: p for key, p in inspect.signature(cls.__init__).parameters.items()
+            key: p
+            for key, p in inspect.signature(cls.__init__).parameters.items()
             if key != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         }
         takes_any = any(p.kind == p.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values())
         unknown = sorted(set(given) - set(parameters))
         if unknown and not takes_any:
-            raise TalkfaceError(f"loss term {name!r} ({spec['class_path']}): unknown argument(s) {', '.join(unknown)}; it takes {', '.join(parameters)}")
+            raise TalkfaceError(
+                f"loss term {name!r} ({spec['class_path']}): unknown argument(s) {', '.join(unknown)}; it takes {', '.join(parameters)}"
+            )
         hints = typing.get_type_hints(cls.__init__)
         for key, value in given.items():
             _check_type(f"loss term {name!r} ({spec['class_path']}): {key}", value, hints.get(key))
@@ -150,10 +161,16 @@ def _check_type(what: str, value: Any, hint: Any) -> None:
     if not plain or len(plain) != len([t for t in allowed if t is not type(None)]):
         return  # a richer type: the term checks it itself
     fits = any(
-        isinstance(value, bool) if t is bool else isinstance(value, str) if t is str
+        isinstance(value, bool)
+        if t is bool
+        else isinstance(value, str)
+        if t is str
         else isinstance(value, (int, float)) and not isinstance(value, bool) and (t is float or isinstance(value, int))
         for t in plain
     )
     if not fits:
-        names = " or ".join("a number" if t is float else "a whole number" if t is int else "true/false" if t is bool else "text" for t in plain)
+        names = " or ".join(
+            "a number" if t is float else "a whole number" if t is int else "true/false" if t is bool else "text"
+            for t in plain
+        )
         raise TalkfaceError(f"{what} must be {names}, got {value!r}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import sys
 import warnings
 from pathlib import Path
@@ -35,18 +36,22 @@ class SaveConfigEverywhere(SaveConfigCallback):
 
 class TalkfaceCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
-        """Link data facts into the model: a model that takes `num_words` gets the vocabulary
-        size of the prepared data (preparing it first when the config says how), so the
-        number is never written twice. Models without the argument are left alone."""
+        """Check what can be checked before Lightning starts (one line, no Lightning output), and
+        link data facts into the model: a model that takes `num_words` gets the vocabulary size
+        of the prepared data (preparing it first when the config says how), so the number is
+        never written twice. Models without the argument are left alone."""
         config = self.config[self.subcommand] if self.subcommand else self.config
         _check_trainer_numbers(config.trainer)
         model_class = _import_class(config.model.class_path)
-        if "num_words" not in inspect.signature(model_class).parameters:
+        takes_vocabulary = "num_words" in inspect.signature(model_class).parameters
+        if not takes_vocabulary and self.subcommand != "fit":
             return
         data = LRWDataModule(**config.data.as_dict())
         data.ensure_prepared()
-        config.model.init_args.num_words = max(data.num_words, 1)
-
+        if self.subcommand == "fit":
+            data.check_enough_training_samples(_expected_world_size(config.trainer))
+        if takes_vocabulary:
+            config.model.init_args.num_words = max(data.num_words, 1)
 
     # Checked before Lightning starts its processes, so the mistake is reported once, plainly.
     def before_fit(self) -> None:
@@ -83,7 +88,9 @@ class TalkfaceCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if path and str(path) not in ("last", "best") and not Path(str(path)).is_file():
-            raise TalkfaceError(f"--ckpt_path {path}: no such checkpoint file; give a .ckpt that talkface fit wrote, or last / best")
+            raise TalkfaceError(
+                f"--ckpt_path {path}: no such checkpoint file; give a .ckpt that talkface fit wrote, or last / best"
+            )
         if path and Path(str(path)).is_file():
             from talkface.generation.checkpoints import check_resume_checkpoint
 
@@ -118,6 +125,24 @@ def _check_trainer_numbers(trainer) -> None:
         value = trainer.get(key)
         if value is not None:
             check_number(f"trainer.{key}" + (" (-1: no limit)" if minimum < 0 else ""), value, minimum, whole=True)
+
+
+def _expected_world_size(trainer) -> int:
+    """Processes the trainer will start, from its settings (the DataModule checks the real
+    number again once Lightning knows it)."""
+    devices, nodes = trainer.get("devices", "auto"), trainer.get("num_nodes") or 1
+    if isinstance(devices, (list, tuple)):
+        count = len(devices)
+    elif isinstance(devices, int) and devices > 0:
+        count = devices
+    elif isinstance(devices, str) and devices.isdigit() and int(devices) > 0:
+        count = int(devices)
+    else:  # "auto" or -1: every GPU when there are some, else one CPU process
+        import torch
+
+        wants_gpu = str(trainer.get("accelerator", "auto")) in ("auto", "gpu", "cuda")
+        count = torch.cuda.device_count() if wants_gpu and torch.cuda.is_available() else 1
+    return max(count, 1) * int(nodes)
 
 
 def _check_same_stage(checkpoint: dict, class_path: str, path) -> None:
@@ -159,6 +184,8 @@ def run_lightning(argv: list[str]) -> int:
     # The arguments are rewritten (configs composed), so Lightning is handed `args` while
     # sys.argv keeps the user's words: DDP ranks re-run sys.argv and rewrite it themselves.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+    # The seed is in the saved config; its log line would precede every one-line error.
+    logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
     try:
         args = rewrite_arguments(argv)
         TalkfaceCLI(

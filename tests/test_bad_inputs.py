@@ -8,9 +8,8 @@ command ends with exit 0, or exit 2 and exactly one stderr line holding the row'
 Rows marked `subprocess=True` also run as `python -m talkface.cli ...` to prove no traceback
 reaches a user. Most rows fail in the first second, before a model loads.
 
-The rows are grouped per command: PREPARE_CASES, SAMPLE_CASES, INSPECT_CASES, MEDIA_CASES. Rows
-for `generate` and `fit` go in lists of their own beside them (GENERATE_CASES, FIT_CASES), added
-to ALL_CASES; the placeholders a row may use are listed in `Workspace.placeholders`.
+The rows are grouped per command: PREPARE_CASES, SAMPLE_CASES, INSPECT_CASES, MEDIA_CASES,
+GENERATE_CASES, FIT_CASES; the placeholders a row may use are listed in `Workspace.placeholders`.
 """
 
 from __future__ import annotations
@@ -18,10 +17,13 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,23 +115,41 @@ def media(tmp_path_factory) -> Path:
     bad[100] = np.inf
     write_float_wav(audio / "inf.wav", bad)
     write_float_wav(audio / "clean_float.wav", speech)
+    write_float_wav(audio / "speech.wav", tone(1.0, 16000))
+    Image.fromarray(face).save(images / "face.png")
+    (root / "folder.mp4").mkdir()  # a folder whose name looks like an output file
+    _untrained_models(root / "models")
+    (root / "heavy.yaml").write_text(
+        "model:\n  init_args:\n    losses:\n      temporal:\n"
+        "        class_path: temporal_residual\n        init_args: {weight: heavy}\n"
+    )
     return root
+
+
+def _untrained_models(folder: Path) -> None:
+    """Small never-trained stage-1 and stage-2 checkpoints: the rows test inputs, not quality."""
+    from lightning_modules import FaceGenModule, LandmarkModule
+    from talkface.generation.checkpoints import save_untrained
+
+    save_untrained(LandmarkModule(num_words=4, hidden=16, audio_dim=16, layers=1), folder / "landmark.ckpt")
+    save_untrained(FaceGenModule(base_channels=8), folder / "generator.ckpt")
 
 
 @dataclass
 class Workspace:
     root: Path
+    prepared: Path  # a small prepared dataset (read only) that the fit rows train on
 
     @property
     def placeholders(self) -> dict[str, str]:
-        return {"ws": str(self.root)}
+        return {"ws": str(self.root), "prepared": str(self.prepared)}
 
 
 @pytest.fixture
-def workspace(media, tmp_path) -> Workspace:
+def workspace(media, tiny_prepared, tmp_path) -> Workspace:
     root = tmp_path / "ws"
     shutil.copytree(media, root)
-    return Workspace(root)
+    return Workspace(root, tiny_prepared)
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -155,6 +175,7 @@ class Case:
     check: Callable[[Path], None] | None = None  # more checks of a correct result (exit 0)
     subprocess: bool = False  # also run it as a real `python -m talkface.cli` process
     needs: str | None = None  # a path that must exist on this machine (e.g. /proc), else skipped
+    skip: str | None = None  # a reason this row cannot run on this machine (e.g. it has a GPU)
 
 
 PREPARE = ("prepare", "--workers", "1", "--no-progress")
@@ -323,13 +344,192 @@ MEDIA_CASES = [
     Case("image-bilevel.png", ("inspect", "{ws}/images/bilevel.png"), 0, "image 256x256"),
 ]
 
-# GENERATE_CASES and FIT_CASES: added beside these by the generate / fit sweep.
+GENERATE = (
+    "generate",
+    "--landmark-ckpt",
+    "{ws}/models/landmark.ckpt",
+    "--generator-ckpt",
+    "{ws}/models/generator.ckpt",
+    "--quiet",
+)
+PHOTO, SPEECH = ("--image", "{ws}/images/face.png"), ("--audio", "{ws}/audio/speech.wav")
+OUT = ("--out", "{ws}/talking.mp4")
+
+
+def _video_of_the_speech(root: Path) -> None:
+    from talkface.media import read_video
+
+    clip = read_video(root / "talking.mp4")
+    assert len(clip.frames) == 25 and clip.frames.shape[1:] == (256, 256, 3)
+
+
+def _has_cuda() -> str | None:
+    import torch
+
+    return (
+        "this machine has a CUDA GPU: the row checks the message for a machine without one"
+        if torch.cuda.is_available()
+        else None
+    )
+
+
+GENERATE_CASES = [
+    # Outputs never overwrite inputs (was: the input video overwritten).
+    Case(
+        "out-is-the-audio",
+        (*GENERATE, *PHOTO, "--audio", "{ws}/videos/train/a.mp4", "--out", "{ws}/videos/train/a.mp4"),
+        2,
+        "is the --audio file; it would be overwritten",
+        subprocess=True,
+    ),
+    Case(
+        "out-is-the-audio-by-another-path",
+        (*GENERATE, *PHOTO, "--audio", "{ws}/videos/train/a.mp4", "--out", "{ws}/videos/test/../train/a.mp4"),
+        2,
+        "is the --audio file",
+    ),
+    # Output paths, in the first second.
+    Case("out-mov", (*GENERATE, *PHOTO, *SPEECH, "--out", "{ws}/o.mov"), 2, "give a name ending in .mp4"),
+    Case(
+        "out-is-a-folder", (*GENERATE, *PHOTO, *SPEECH, "--out", "{ws}/folder.mp4"), 2, "is a folder", subprocess=True
+    ),
+    Case(
+        "out-under-a-file",
+        (*GENERATE, *PHOTO, *SPEECH, "--out", "{ws}/file.txt/x.mp4"),
+        2,
+        "file.txt is a file, not a folder",
+    ),
+    Case(
+        "out-in-proc", (*GENERATE, *PHOTO, *SPEECH, "--out", "/proc/x.mp4"), 2, "cannot be written", needs="/proc/self"
+    ),
+    # Option ranges.
+    Case("feather-nan", (*GENERATE, *PHOTO, *SPEECH, *OUT, "--feather", "nan"), 2, "--feather nan: give a fraction"),
+    Case("feather-5", (*GENERATE, *PHOTO, *SPEECH, *OUT, "--feather", "5"), 2, "--feather 5.0: give a fraction"),
+    Case("feather-negative", (*GENERATE, *PHOTO, *SPEECH, *OUT, "--feather", "-1"), 2, "--feather -1.0"),
+    Case("max-side-0", (*GENERATE, *PHOTO, *SPEECH, *OUT, "--max-side", "0"), 2, "--max-side 0: give a size"),
+    Case("max-side-negative", (*GENERATE, *PHOTO, *SPEECH, *OUT, "--max-side", "-5"), 2, "--max-side -5"),
+    Case("device-bogus", (*GENERATE, *PHOTO, *SPEECH, *OUT, "--device", "bogus"), 2, "not a device", subprocess=True),
+    Case("backend-fan", (*GENERATE, *PHOTO, *SPEECH, *OUT, "--backend", "fan"), 2, "invalid choice: 'fan'"),
+    Case("image-missing", (*GENERATE, "--image", "{ws}/nope.png", *SPEECH, *OUT), 2, "nope.png: no such file"),
+    Case(
+        "ckpt-missing",
+        (*GENERATE, *PHOTO, *SPEECH, *OUT, "--landmark-ckpt", "{ws}/x.ckpt"),
+        2,
+        "no such checkpoint file",
+    ),
+    # Inputs the readers refuse, before any model loads or output exists.
+    Case(
+        "nan-audio", (*GENERATE, *PHOTO, "--audio", "{ws}/audio/nan.wav", *OUT), 2, "NaN or infinite", subprocess=True
+    ),
+    Case(
+        "huge-image",
+        (*GENERATE, "--image", "{ws}/images/huge.png", *SPEECH, *OUT),
+        2,
+        "(200 megapixels)",
+        subprocess=True,
+    ),
+    # A 16-bit grey photo: read as the grey photo it is, a face found, a video made.
+    Case(
+        "grey16-photo",
+        (*GENERATE, "--image", "{ws}/images/face16.png", *SPEECH, *OUT),
+        0,
+        "wrote",
+        creates=("talking.mp4",),
+        check=_video_of_the_speech,
+    ),
+]
+GENERATE_CASES.append(
+    Case(
+        "device-cuda-without-gpu",
+        (*GENERATE, *PHOTO, *SPEECH, *OUT, "--device", "cuda"),
+        2,
+        "this machine has no CUDA GPU",
+        skip=_has_cuda(),
+    )
+)
+
+FIT = (
+    "fit",
+    "-c",
+    "landmark/sample",
+    "--data.data_dir",
+    "{prepared}",
+    "--data.raw_dir",
+    "null",
+    "--data.sample",
+    "null",
+    "--data.batch_size",
+    "2",
+    "--data.num_workers",
+    "0",
+    "--trainer.default_root_dir",
+    "{ws}/runs",
+    "--trainer.enable_progress_bar",
+    "false",
+    "--trainer.max_epochs",
+    "1",
+    "--model.init_args.hidden",
+    "16",
+    "--model.init_args.audio_dim",
+    "16",
+)
+
+FIT_CASES = [
+    Case("max-epochs-negative", (*FIT, "--trainer.max_epochs", "-5"), 2, "trainer.max_epochs (-1: no limit) must be"),
+    Case("lr-negative", (*FIT, "--model.init_args.lr", "-0.1"), 2, "model.init_args.lr must be a number above 0"),
+    Case(
+        "loss-weight-text",
+        (*FIT, "-c", "{ws}/heavy.yaml"),
+        2,
+        "'temporal' (temporal_residual): weight must be a number",
+    ),
+    Case(
+        "loss-weight-override-text",
+        (*FIT, "--model.init_args.losses.temporal.init_args.weight", "heavy"),
+        2,
+        "weight must be a number, got 'heavy'",
+    ),
+    Case("batch-size-0", (*FIT, "--data.batch_size", "0"), 2, "data.batch_size must be a whole number of at least 1"),
+    Case("num-workers-negative", (*FIT, "--data.num_workers", "-1"), 2, "data.num_workers must be a whole number"),
+    Case(
+        "batch-larger-than-the-data",
+        (*FIT, "--data.batch_size", "64"),
+        2,
+        "is more than the 16 training samples",
+    ),
+    Case("ckpt-missing", (*FIT, "--ckpt_path", "{ws}/nope.ckpt"), 2, "no such checkpoint file", subprocess=True),
+    Case(
+        "ckpt-of-the-other-stage",
+        (*FIT, "--ckpt_path", "{ws}/models/generator.ckpt"),
+        2,
+        "this is a stage-2 (face generator) checkpoint, but the config is for a stage-1",
+        subprocess=True,
+    ),
+    Case(
+        "accelerator-gpu-without-gpu",
+        (*FIT, "--trainer.accelerator", "gpu"),
+        2,
+        "on a machine without a GPU use --trainer.accelerator cpu",
+        skip=_has_cuda(),
+    ),
+    Case("unknown-recipe", ("fit", "-c", "landmark/nope"), 2, "no such config file or packaged recipe"),
+]
+
 ALL_CASES = (
     [("prepare", c) for c in PREPARE_CASES]
     + [("sample", c) for c in SAMPLE_CASES]
     + [("inspect", c) for c in INSPECT_CASES]
     + [("media", c) for c in MEDIA_CASES]
+    + [("generate", c) for c in GENERATE_CASES]
+    + [("fit", c) for c in FIT_CASES]
 )
+
+
+def _skip_if_it_cannot_run_here(case: Case) -> None:
+    if case.needs and not Path(case.needs).exists():
+        pytest.skip(f"{case.needs} does not exist on this machine")
+    if case.skip:
+        pytest.skip(case.skip)
 
 
 def _run_in_process(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -370,8 +570,7 @@ def _allowed(path: str, pattern: str) -> bool:
 
 @pytest.mark.parametrize(("command", "case"), ALL_CASES, ids=[f"{cmd}-{c.id}" for cmd, c in ALL_CASES])
 def test_bad_input(command, case: Case, workspace: Workspace, capsys):
-    if case.needs and not Path(case.needs).exists():
-        pytest.skip(f"{case.needs} does not exist on this machine")
+    _skip_if_it_cannot_run_here(case)
     argv = [a.format(**workspace.placeholders) for a in case.argv]
     before = snapshot(workspace.root)
     for _ in range(case.runs):
@@ -386,6 +585,7 @@ SUBPROCESS_CASES = [(cmd, c) for cmd, c in ALL_CASES if c.subprocess]
 
 @pytest.mark.parametrize(("command", "case"), SUBPROCESS_CASES, ids=[f"{cmd}-{c.id}" for cmd, c in SUBPROCESS_CASES])
 def test_bad_input_from_a_real_process(command, case: Case, workspace: Workspace):
+    _skip_if_it_cannot_run_here(case)
     argv = [a.format(**workspace.placeholders) for a in case.argv]
     before = snapshot(workspace.root)
     result = run_cli(argv, timeout=120)
@@ -556,3 +756,71 @@ def test_feature_settings_are_checked_where_they_are_made():
     for bad in (dict(n_mels=0), dict(n_mels=115), dict(kind="mfcc", n_mels=12), dict(context=2)):
         with pytest.raises(TalkfaceError):
             FeatureConfig(**bad)
+
+
+# ---- generate: signals and stale partial files -----------------------------------------------
+
+
+def _start_generate(root: Path, seconds: float) -> subprocess.Popen:
+    write_float_wav(root / "long.wav", tone(seconds, 16000))
+    argv = [
+        *(a.format(ws=root) for a in GENERATE),
+        *(a.format(ws=root) for a in PHOTO),
+        "--audio",
+        str(root / "long.wav"),
+        "--out",
+        str(root / "talking.mp4"),
+    ]
+    return subprocess.Popen(
+        [sys.executable, "-m", "talkface.cli", *argv],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _partials(root: Path) -> list[Path]:
+    return sorted(root.glob(".talking.partial-*.mp4"))
+
+
+@pytest.mark.slow
+def test_sigterm_during_generate_leaves_no_partial_file(workspace: Workspace):
+    root = workspace.root
+    process = _start_generate(root, 60.0)
+    deadline = time.monotonic() + 180
+    while not _partials(root):  # frames are being encoded into the partial file
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "generation did not start"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert err.strip().splitlines() == ["talkface generate: terminated; nothing was left half-written"]
+    assert not (root / "talking.mp4").exists() and not _partials(root)
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_start_up_is_one_line(workspace: Workspace):
+    root = workspace.root
+    process = _start_generate(root, 60.0)
+    time.sleep(1.0)  # importing torch, loading the models
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert err.strip().splitlines() == ["talkface generate: interrupted; nothing was left half-written"]
+    assert not (root / "talking.mp4").exists() and not _partials(root)
+
+
+def test_a_dead_writers_partial_file_is_cleaned_and_a_live_ones_kept(tmp_path):
+    from talkface.media.mp4_writer import partial_path, write_mp4
+
+    out = tmp_path / "talking.mp4"
+    dead = partial_path(out, 4_194_305)  # above Linux's largest pid: no such process
+    alive = partial_path(out, os.getppid())
+    other = partial_path(tmp_path / "other.mp4", 4_194_305)  # another output's: not ours to judge
+    for path in (dead, alive, other):
+        path.write_bytes(b"half a video")
+    write_mp4(out, np.zeros((2, 16, 16, 3), np.uint8))
+    assert out.is_file() and not dead.exists()
+    assert alive.read_bytes() == b"half a video" and other.exists()

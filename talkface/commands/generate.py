@@ -22,17 +22,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", required=True, help="face photo (jpg, png with alpha, webp, ...)")
     parser.add_argument("--audio", required=True, help="speech (wav, mp3, flac, m4a, ...; any rate, mono or stereo)")
     parser.add_argument(
-        "--landmark-ckpt", required=True, help="stage-1 model: .ckpt from `talkface fit -c landmark/...` or .safetensors"
+        "--landmark-ckpt",
+        required=True,
+        help="stage-1 model: .ckpt from `talkface fit -c landmark/...` or .safetensors",
     )
     parser.add_argument(
-        "--generator-ckpt", required=True, help="stage-2 model: .ckpt from `talkface fit -c generator/...` or .safetensors"
+        "--generator-ckpt",
+        required=True,
+        help="stage-2 model: .ckpt from `talkface fit -c generator/...` or .safetensors",
     )
     parser.add_argument("--out", required=True, type=Path, help="the mp4 to write (H.264 + AAC, 25 fps)")
     parser.add_argument(
-        "--no-paste-back", dest="paste_back", action="store_false", help="write the aligned face crop instead of the whole photo"
+        "--no-paste-back",
+        dest="paste_back",
+        action="store_false",
+        help="write the aligned face crop instead of the whole photo",
     )
     parser.add_argument(
-        "--feather", type=float, default=0.1, help="width of the blend at the crop's edge, 0 to 0.5 of the crop (default 0.1)"
+        "--feather",
+        type=float,
+        default=0.1,
+        help="width of the blend at the crop's edge, 0 to 0.5 of the crop (default 0.1)",
     )
     parser.add_argument("--backend", choices=BACKENDS, default="dlib", help="face landmark detector (default dlib)")
     parser.add_argument(
@@ -47,7 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_arguments(args: argparse.Namespace) -> None:
     """Everything that can be known wrong without loading a model: reported in the first second."""
-    inputs = {"--image": args.image, "--audio": args.audio, "--landmark-ckpt": args.landmark_ckpt, "--generator-ckpt": args.generator_ckpt}
+    inputs = {
+        "--image": args.image,
+        "--audio": args.audio,
+        "--landmark-ckpt": args.landmark_ckpt,
+        "--generator-ckpt": args.generator_ckpt,
+    }
     for option, path in inputs.items():
         if not Path(path).exists():
             raise TalkfaceError(f"{option} {path}: no such {'checkpoint ' if option.endswith('-ckpt') else ''}file")
