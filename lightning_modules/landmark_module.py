@@ -96,7 +96,9 @@ class LandmarkModule(L.LightningModule):
         self.save_hyperparameters()
         if detector not in ("joint", "frozen"):
             raise TalkfaceError(f"detector must be 'joint' or 'frozen', got {detector!r}")
-        self.generator = AudioToLandmarks(feature_dim, audio_dim, hidden, layers, temporal, output, pca_components, dropout)
+        self.generator = AudioToLandmarks(
+            feature_dim, audio_dim, hidden, layers, temporal, output, pca_components, dropout
+        )
         self.losses = LossComposer(DEFAULT_LOSSES if losses is None else losses)
         self.losses.check_contract(type(self).__name__, self.data_fields, self.output_fields)
         uses_audio_head = "word_logits_audio" in self.losses.output_fields
@@ -111,7 +113,11 @@ class LandmarkModule(L.LightningModule):
         self.test_metrics = self._metrics("test/")
         # The trivial baseline, measured on the same clips: the identity landmarks held still.
         self.baseline_metrics = MetricCollection(
-            {"lmd_mouth": LandmarkDistance("mouth"), "lmd_face": LandmarkDistance("face"), "velocity_error": LandmarkVelocityError("mouth")},
+            {
+                "lmd_mouth": LandmarkDistance("mouth"),
+                "lmd_face": LandmarkDistance("face"),
+                "velocity_error": LandmarkVelocityError("mouth"),
+            },
             prefix="test/still_identity/",
         )
         self.validation_samples: dict[str, torch.Tensor | list] = {}
@@ -130,17 +136,23 @@ class LandmarkModule(L.LightningModule):
 
     def _load_frozen_detector(self, path: str | None) -> None:
         if not path:
-            raise TalkfaceError("detector: frozen needs detector_checkpoint (a stage-1 checkpoint with a trained detector)")
+            raise TalkfaceError(
+                "detector: frozen needs detector_checkpoint (a stage-1 checkpoint with a trained detector)"
+            )
         # Imported here: the generation package imports this module. Read safely (weights_only=True, or a
         # .safetensors release); a missing, unreadable or unsafe file is one TalkfaceError line.
         from talkface.generation.checkpoints import read_state_dict
 
         state = read_state_dict(path, f"detector_checkpoint {path}")
-        detector_state = {k.removeprefix("word_detector."): v for k, v in state.items() if k.startswith("word_detector.")}
+        detector_state = {
+            k.removeprefix("word_detector."): v for k, v in state.items() if k.startswith("word_detector.")
+        }
         try:
             self.word_detector.load_state_dict(detector_state)
         except RuntimeError as error:
-            raise TalkfaceError(f"detector_checkpoint {path} does not match this model ({str(error).splitlines()[0]})") from None
+            raise TalkfaceError(
+                f"detector_checkpoint {path} does not match this model ({str(error).splitlines()[0]})"
+            ) from None
         self.word_detector.requires_grad_(False)
 
     def setup(self, stage: str) -> None:

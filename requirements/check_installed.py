@@ -18,7 +18,11 @@ def main() -> int:
             name, _, version = line.partition("==")
             wanted[canonicalize_name(name)] = version
     installed = {canonicalize_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
-    wrong = [f"{name} {installed.get(name, 'missing')} (lock: {version})" for name, version in sorted(wanted.items()) if installed.get(name) != version]
+    wrong = [
+        f"{name} {installed.get(name, 'missing')} (lock: {version})"
+        for name, version in sorted(wanted.items())
+        if installed.get(name) != version
+    ]
     if wrong:
         print(f"installed packages differ from {lock}: " + "; ".join(wrong), file=sys.stderr)
         return 1

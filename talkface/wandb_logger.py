@@ -22,7 +22,9 @@ def wandb_logged_in() -> bool:
 
 
 class TalkfaceWandbLogger(WandbLogger):
-    def __init__(self, project: str = "talkface", offline: bool | None = None, save_dir: str = "runs", **kwargs) -> None:
+    def __init__(
+        self, project: str = "talkface", offline: bool | None = None, save_dir: str = "runs", **kwargs
+    ) -> None:
         """`offline=None` (default): offline unless logged in. Offline runs sync later with `wandb sync`."""
         if offline is None:
             offline = not wandb_logged_in()

@@ -39,11 +39,26 @@ def small_checkpoints(tiny_prepared, tmp_path_factory) -> dict[str, Path]:
     from tests.helpers.cli import cpu_overrides, data_overrides, run_cli, small_model
 
     checkpoints = {}
-    for stage, recipe, epochs in [("landmark", "configs/landmark/sample.yaml", 20), ("generator", "configs/generator/sample.yaml", 4)]:
+    for stage, recipe, epochs in [
+        ("landmark", "configs/landmark/sample.yaml", 20),
+        ("generator", "configs/generator/sample.yaml", 4),
+    ]:
         root = tmp_path_factory.mktemp(stage)
-        result = run_cli(["fit", "-c", recipe, *cpu_overrides(), *small_model(recipe), *data_overrides(tiny_prepared, root),
-                          "--trainer.max_epochs", str(epochs), "--trainer.check_val_every_n_epoch", str(epochs)],
-                         env={"OMP_NUM_THREADS": "1"})  # OpenMP's spinning threads slow tiny models ~10x on busy cores
+        result = run_cli(
+            [
+                "fit",
+                "-c",
+                recipe,
+                *cpu_overrides(),
+                *small_model(recipe),
+                *data_overrides(tiny_prepared, root),
+                "--trainer.max_epochs",
+                str(epochs),
+                "--trainer.check_val_every_n_epoch",
+                str(epochs),
+            ],
+            env={"OMP_NUM_THREADS": "1"},
+        )  # OpenMP's spinning threads slow tiny models ~10x on busy cores
         assert result.returncode == 0, result.stderr[-3000:]
         checkpoints[stage] = next(root.rglob("last.ckpt"))
     return checkpoints

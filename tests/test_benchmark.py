@@ -10,9 +10,18 @@ from talkface.benchmark.report import format_report, targets
 from tests.helpers.cli import run_cli
 
 
-def results(prepare_fps: float, decode_fps: float, loader: float, step: float, gen_fps: float, rss: tuple[float, float]) -> dict:
-    run = lambda fps, peak: {"frames": 250, "frames_per_second": fps, "realtime_factor": 25 / fps,  # noqa: E731
-                             "first_frame_seconds": 0.4, "peak_rss_mib": peak}
+def results(
+    prepare_fps: float, decode_fps: float, loader: float, step: float, gen_fps: float, rss: tuple[float, float]
+) -> dict:
+    def run(fps, peak):
+        return {
+            "frames": 250,
+            "frames_per_second": fps,
+            "realtime_factor": 25 / fps,  # noqa: E731
+            "first_frame_seconds": 0.4,
+            "peak_rss_mib": peak,
+        }
+
     return {
         "machine": {"cpu": "test CPU", "cores": 2, "gpu": None, "versions": {"torch": "2.11"}},
         "preparation": {
@@ -20,9 +29,18 @@ def results(prepare_fps: float, decode_fps: float, loader: float, step: float, g
             "talkface_prepare": {"clips": 10, "frames": 290, "seconds": 1, "frames_per_second": prepare_fps},
             "naive_per_frame_detection": {"clips": 2, "frames": 58, "seconds": 1, "frames_per_second": 60.0},
         },
-        "training": {"stage 1": {"loader": {"samples_per_second": loader},
-                                 "train_step": {"batch_size": 16, "accelerator": "cpu", "precision": "32-true", "samples_per_second": step},
-                                 "loader_over_step": round(loader / step, 2)}},
+        "training": {
+            "stage 1": {
+                "loader": {"samples_per_second": loader},
+                "train_step": {
+                    "batch_size": 16,
+                    "accelerator": "cpu",
+                    "precision": "32-true",
+                    "samples_per_second": step,
+                },
+                "loader_over_step": round(loader / step, 2),
+            }
+        },
         "generation": {"128px": {"10s": run(gen_fps, rss[0]), "120s": run(gen_fps, rss[1])}},
     }
 

@@ -14,9 +14,7 @@ from tests.helpers.media_factory import numbered_frames, tone
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "talkface.cli", *args], capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-m", "talkface.cli", *args], capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture

@@ -67,7 +67,15 @@ def test_stage_one_reads_no_frame_data(prepared, tmp_path):
 
 
 def test_validation_is_deterministic_and_unaugmented(prepared):
-    datamodule = LRWDataModule(str(prepared), batch_size=2, num_workers=0, fields=STAGE_TWO, color_jitter=0.5, max_shift=4, landmark_jitter=0.05)
+    datamodule = LRWDataModule(
+        str(prepared),
+        batch_size=2,
+        num_workers=0,
+        fields=STAGE_TWO,
+        color_jitter=0.5,
+        max_shift=4,
+        landmark_jitter=0.05,
+    )
     first, second = first_batch(datamodule, "val"), first_batch(datamodule, "val")
     assert first["id"] == second["id"]
     assert torch.equal(first["frames"], second["frames"]) and torch.equal(first["landmarks"], second["landmarks"])
@@ -78,7 +86,9 @@ def test_validation_is_deterministic_and_unaugmented(prepared):
 def test_training_augmentation_changes_frames_and_landmarks(prepared):
     fields = ["id", "landmarks", "frames"]
     plain = LRWDataModule(str(prepared), batch_size=8, num_workers=0, fields=fields)
-    augmented = LRWDataModule(str(prepared), batch_size=8, num_workers=0, fields=fields, color_jitter=0.3, max_shift=3, landmark_jitter=0.01)
+    augmented = LRWDataModule(
+        str(prepared), batch_size=8, num_workers=0, fields=fields, color_jitter=0.3, max_shift=3, landmark_jitter=0.01
+    )
     a, b = first_batch(plain), first_batch(augmented)
     by_id = {i: k for k, i in enumerate(b["id"])}
     order = [by_id[i] for i in a["id"]]
@@ -118,7 +128,10 @@ def test_two_ddp_ranks_see_disjoint_samples_that_cover_the_split(prepared, tmp_p
     script = REPO / "tests" / "scripts" / "ddp_sample_ids.py"
     result = subprocess.run(
         [sys.executable, str(script), str(prepared), str(tmp_path), split],
-        capture_output=True, text=True, timeout=300, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     rank0 = json.loads((tmp_path / "rank0.json").read_text())

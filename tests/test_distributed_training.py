@@ -33,8 +33,19 @@ def free_port() -> int:
 
 
 def train_briefly(recipe: str, prepared: Path, root: Path, steps: int = 2) -> Path:
-    result = run_cli(["fit", "-c", recipe, *small_model(recipe), *data_overrides(prepared, root),
-                      "--trainer.max_steps", str(steps), "--trainer.limit_val_batches", "0"])
+    result = run_cli(
+        [
+            "fit",
+            "-c",
+            recipe,
+            *small_model(recipe),
+            *data_overrides(prepared, root),
+            "--trainer.max_steps",
+            str(steps),
+            "--trainer.limit_val_batches",
+            "0",
+        ]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return next(root.rglob("last.ckpt"))
 
@@ -53,12 +64,26 @@ def test_two_process_ddp_validation_equals_one_process(stage, tiny_prepared, tmp
     results = {}
     for devices in (1, 2):
         root = tmp_path / f"validate{devices}"
-        result = run_cli(["validate", "-c", recipe, *small_model(recipe), *data_overrides(tiny_prepared, root),
-                          "--ckpt_path", str(checkpoint), "--trainer.devices", str(devices),
-                          "--trainer.strategy", "ddp" if devices == 2 else "auto",
-                          "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
-                          "--trainer.logger.init_args.save_dir", str(root)],
-                         env={"MASTER_PORT": str(free_port())})
+        result = run_cli(
+            [
+                "validate",
+                "-c",
+                recipe,
+                *small_model(recipe),
+                *data_overrides(tiny_prepared, root),
+                "--ckpt_path",
+                str(checkpoint),
+                "--trainer.devices",
+                str(devices),
+                "--trainer.strategy",
+                "ddp" if devices == 2 else "auto",
+                "--trainer.logger",
+                "lightning.pytorch.loggers.CSVLogger",
+                "--trainer.logger.init_args.save_dir",
+                str(root),
+            ],
+            env={"MASTER_PORT": str(free_port())},
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         results[devices] = validation_metrics(root)
     assert results[1].keys() == results[2].keys()
@@ -70,13 +95,36 @@ def test_two_simulated_nodes_train_through_talkface_fit(tiny_prepared, tmp_path)
     recipe = RECIPES["landmark"]
     port = free_port()
     command = [
-        str(Path(sys.executable).parent / "torchrun"), "--nnodes", "2", "--nproc-per-node", "1",
-        "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "-m", "talkface.cli",
-        "fit", "-c", recipe, *small_model(recipe), *data_overrides(tiny_prepared, tmp_path),
-        "--trainer.num_nodes", "2", "--trainer.devices", "1", "--trainer.strategy", "ddp", "--trainer.max_epochs", "2",
+        str(Path(sys.executable).parent / "torchrun"),
+        "--nnodes",
+        "2",
+        "--nproc-per-node",
+        "1",
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        f"127.0.0.1:{port}",
+        "-m",
+        "talkface.cli",
+        "fit",
+        "-c",
+        recipe,
+        *small_model(recipe),
+        *data_overrides(tiny_prepared, tmp_path),
+        "--trainer.num_nodes",
+        "2",
+        "--trainer.devices",
+        "1",
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.max_epochs",
+        "2",
     ]
     env = {**os.environ, "WANDB_MODE": "disabled"}
-    nodes = [subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    nodes = [
+        subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
     outputs = [node.communicate(timeout=600)[0] for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
     checkpoints = list(tmp_path.rglob("last.ckpt"))
@@ -88,8 +136,20 @@ def test_two_simulated_nodes_train_through_talkface_fit(tiny_prepared, tmp_path)
 
 def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_prepared, tmp_path):
     recipe = RECIPES["landmark"]
-    args = [sys.executable, "-m", "talkface.cli", "fit", "-c", recipe, *small_model(recipe),
-            *data_overrides(tiny_prepared, tmp_path), "--trainer.max_epochs", "30", "--trainer.check_val_every_n_epoch", "1"]
+    args = [
+        sys.executable,
+        "-m",
+        "talkface.cli",
+        "fit",
+        "-c",
+        recipe,
+        *small_model(recipe),
+        *data_overrides(tiny_prepared, tmp_path),
+        "--trainer.max_epochs",
+        "30",
+        "--trainer.check_val_every_n_epoch",
+        "1",
+    ]
     env = {**os.environ, "WANDB_MODE": "disabled"}
     process = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
@@ -103,7 +163,9 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_prepared, tmp_path):
     step_at_kill = torch.load(tmp_path / "at_kill.ckpt", map_location="cpu", weights_only=False)["global_step"]
     assert 0 < step_at_kill < 30 * 8
 
-    resumed = subprocess.run(args + ["--ckpt_path", "last"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        args + ["--ckpt_path", "last"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "using checkpoint" in resumed.stderr
     final = max(tmp_path.rglob("last.ckpt"), key=lambda p: p.stat().st_mtime)

@@ -31,16 +31,29 @@ from tests.helpers.real_data import REAL_DATA, REPO, needs_real_data
 @pytest.fixture(scope="module")
 def untrained_landmark(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("untrained") / "run" / "lightning_logs" / "version_0" / "checkpoints"
-    return save_untrained(LandmarkModule(num_words=2, hidden=16, audio_dim=16, layers=1), folder / "best-epoch=3.ckpt", 128, ["A", "B"])
+    return save_untrained(
+        LandmarkModule(num_words=2, hidden=16, audio_dim=16, layers=1), folder / "best-epoch=3.ckpt", 128, ["A", "B"]
+    )
 
 
 # ---- tables
 def rows() -> list[Row]:
     return [
         Row("held still", {"lmd_mouth": 1.9, "lmd_face": 1.5, "velocity_error": 0.8}, baseline=True),
-        Row("no labels", {"lmd_mouth": 0.9, "lmd_face": 0.8, "velocity_error": 0.5,
-                          "word_acc_predicted": float("nan"), "word_acc_true": float("nan")}),
-        Row("labelled", {"lmd_mouth": 1.0, "lmd_face": 0.7, "velocity_error": 0.5, "word_acc_predicted": 0.5, "word_acc_true": 1.0}),
+        Row(
+            "no labels",
+            {
+                "lmd_mouth": 0.9,
+                "lmd_face": 0.8,
+                "velocity_error": 0.5,
+                "word_acc_predicted": float("nan"),
+                "word_acc_true": float("nan"),
+            },
+        ),
+        Row(
+            "labelled",
+            {"lmd_mouth": 1.0, "lmd_face": 0.7, "velocity_error": 0.5, "word_acc_predicted": 0.5, "word_acc_true": 1.0},
+        ),
     ]
 
 
@@ -59,7 +72,9 @@ def test_missing_values_are_a_dash_never_zero_and_the_best_is_bold():
 
 
 def test_higher_is_better_columns_bold_the_largest_and_inf_is_written():
-    table = markdown_table([Row("a", {"psnr": 30.0, "ssim": 0.9}), Row("b", {"psnr": math.inf, "ssim": 0.8})], FRAME_COLUMNS)
+    table = markdown_table(
+        [Row("a", {"psnr": 30.0, "ssim": 0.9}), Row("b", {"psnr": math.inf, "ssim": 0.8})], FRAME_COLUMNS
+    )
     assert cells(table, "a") == ["–", "–", "–", "30.00", "**0.900**"]
     assert cells(table, "b") == ["–", "–", "–", "**inf**", "0.800"]
 
@@ -78,7 +93,9 @@ def test_a_checkpoint_file_with_equals_in_its_name_is_taken_whole(untrained_land
     assert named.name == "+ temporal residual" and named.path == untrained_landmark
 
 
-@pytest.mark.parametrize("value, message", [("=x.ckpt", "name before '=' is empty"), ("a=missing.ckpt", "no such checkpoint")])
+@pytest.mark.parametrize(
+    "value, message", [("=x.ckpt", "name before '=' is empty"), ("a=missing.ckpt", "no such checkpoint")]
+)
 def test_bad_checkpoint_names_are_user_errors(value, message):
     with pytest.raises(TalkfaceError, match=message):
         parse_checkpoint(value, "--landmark")
@@ -89,8 +106,17 @@ def test_a_run_folder_means_the_best_checkpoint_its_last_one_recorded(tmp_path):
     folder.mkdir(parents=True)
     best = folder / "best-epoch=7.ckpt"
     best.write_bytes(b"")
-    torch.save({"callbacks": {"ModelCheckpoint{'monitor': 'val/lmd_mouth'}": {"monitor": "val/lmd_mouth", "best_model_path": str(best)}}},
-               folder / "last.ckpt")
+    torch.save(
+        {
+            "callbacks": {
+                "ModelCheckpoint{'monitor': 'val/lmd_mouth'}": {
+                    "monitor": "val/lmd_mouth",
+                    "best_model_path": str(best),
+                }
+            }
+        },
+        folder / "last.ckpt",
+    )
     assert resolve_checkpoint(tmp_path / "run", "--landmark") == best
     (tmp_path / "empty").mkdir()
     with pytest.raises(TalkfaceError, match="no last.ckpt"):
@@ -108,7 +134,10 @@ def error_cases(tmp_path, untrained_landmark) -> dict[str, tuple[list[str], str]
         "nothing": (["--data", data], "nothing to evaluate"),
         "no data": (["--data", str(tmp_path / "nowhere"), "--landmark", lm], "not a prepared dataset"),
         "wrong stage": (["--data", data, "--landmark", str(stage2)], "is a stage-2 (face generator) checkpoint"),
-        "not a checkpoint": (["--data", data, "--generator", str(tmp_path / "notes.ckpt")], "not a readable PyTorch checkpoint"),
+        "not a checkpoint": (
+            ["--data", data, "--generator", str(tmp_path / "notes.ckpt")],
+            "not a readable PyTorch checkpoint",
+        ),
         "missing": (["--data", data, "--generator", "g=missing.ckpt"], "no such checkpoint file"),
         "same name": (["--data", data, "--landmark", lm, "--landmark", lm], "two checkpoints are named"),
         "ablation dir": (["--data", data, "--ablation-dir", str(tmp_path / "nowhere")], "no such folder"),
@@ -116,7 +145,9 @@ def error_cases(tmp_path, untrained_landmark) -> dict[str, tuple[list[str], str]
     }
 
 
-@pytest.mark.parametrize("case", ["nothing", "no data", "wrong stage", "not a checkpoint", "missing", "same name", "ablation dir", "stride"])
+@pytest.mark.parametrize(
+    "case", ["nothing", "no data", "wrong stage", "not a checkpoint", "missing", "same name", "ablation dir", "stride"]
+)
 def test_user_errors_are_one_line_and_exit_2(case, error_cases, capsys):
     args, message = error_cases[case]
     assert main(["evaluate", *args]) == 2
@@ -128,10 +159,18 @@ def test_user_errors_are_one_line_and_exit_2(case, error_cases, capsys):
 
 def test_a_user_error_from_a_real_process_has_no_traceback(error_cases):
     args, message = error_cases["wrong stage"]
-    result = subprocess.run([sys.executable, "-m", "talkface.cli", "evaluate", *args], capture_output=True, text=True,
-                            timeout=120, cwd=REPO, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "talkface.cli", "evaluate", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        check=False,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines() == [line for line in result.stderr.strip().splitlines() if message in line]
+    assert result.stderr.strip().splitlines() == [
+        line for line in result.stderr.strip().splitlines() if message in line
+    ]
 
 
 # ---- end to end, on checkpoints trained in this session
@@ -143,9 +182,26 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 def test_evaluate_tests_every_checkpoint_and_every_pair_on_the_same_clips(small_checkpoints, tiny_prepared, tmp_path):
     out = tmp_path / "report"
     # The same stage-1 checkpoint under two names: two rows that must agree to the last digit.
-    result = run_cli(["evaluate", "--data", str(tiny_prepared), "--landmark", f"first={small_checkpoints['landmark']}",
-                      "--landmark", f"again={small_checkpoints['landmark']}", "--generator", f"gen={small_checkpoints['generator']}",
-                      "--frame-stride", "8", "--batch-size", "4", "--out", str(out)], env=ONE_THREAD)
+    result = run_cli(
+        [
+            "evaluate",
+            "--data",
+            str(tiny_prepared),
+            "--landmark",
+            f"first={small_checkpoints['landmark']}",
+            "--landmark",
+            f"again={small_checkpoints['landmark']}",
+            "--generator",
+            f"gen={small_checkpoints['generator']}",
+            "--frame-stride",
+            "8",
+            "--batch-size",
+            "4",
+            "--out",
+            str(out),
+        ],
+        env=ONE_THREAD,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((out / "evaluation.json").read_text())
     tables = report["tables"]
@@ -179,10 +235,36 @@ def test_real_clips_without_word_labels_show_a_dash(small_checkpoints, tmp_path)
     for name in ("grid_lbax4n.mpg", "lrs2_00001.mp4"):
         shutil.copy(REAL_DATA / "videos" / name, videos / name)
     prepared = tmp_path / "prepared"
-    result = run_cli(["prepare", "--src", str(videos), "--out", str(prepared), "--layout", "folder",
-                      "--split-ratios", "0,0,1", "--splits", "test", "--no-progress"], env=ONE_THREAD)
+    result = run_cli(
+        [
+            "prepare",
+            "--src",
+            str(videos),
+            "--out",
+            str(prepared),
+            "--layout",
+            "folder",
+            "--split-ratios",
+            "0,0,1",
+            "--splits",
+            "test",
+            "--no-progress",
+        ],
+        env=ONE_THREAD,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
-    result = run_cli(["evaluate", "--data", str(prepared), "--landmark", f"lm={small_checkpoints['landmark']}", "--out", str(tmp_path / "r")], env=ONE_THREAD)
+    result = run_cli(
+        [
+            "evaluate",
+            "--data",
+            str(prepared),
+            "--landmark",
+            f"lm={small_checkpoints['landmark']}",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        env=ONE_THREAD,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "r" / "evaluation.json").read_text())
     assert report["clips"] == 2 + 4  # 75 and 120 frames: 2 and 4 windows of 29

@@ -15,8 +15,16 @@ SIZE = 64
 
 def tiny_module(losses: dict | None = None) -> FaceGenModule:
     torch.manual_seed(0)
-    return FaceGenModule(image_size=SIZE, base_channels=8, depth=3, residual_blocks=1, discriminator_channels=8,
-                         discriminator_layers=2, losses=losses, frames_per_clip=2)
+    return FaceGenModule(
+        image_size=SIZE,
+        base_channels=8,
+        depth=3,
+        residual_blocks=1,
+        discriminator_channels=8,
+        discriminator_layers=2,
+        losses=losses,
+        frames_per_clip=2,
+    )
 
 
 def face_landmarks(batch: int, frames: int, opening: torch.Tensor | None = None) -> torch.Tensor:
@@ -36,9 +44,14 @@ def synthetic_batch(batch: int = 2, frames: int = 4) -> dict:
     generator = torch.Generator().manual_seed(1)
     clip = torch.randint(0, 255, (batch, frames, 3, SIZE, SIZE), generator=generator, dtype=torch.uint8)
     landmarks = face_landmarks(batch, frames, torch.rand(batch, frames, generator=generator) * 0.05)
-    return {"id": [f"clip{i}" for i in range(batch)], "frames": clip, "landmarks": landmarks,
-            "reference_frame": clip[:, 0].clone(), "reference_landmarks": landmarks[:, 0].clone(),
-            "audio": torch.zeros(batch, frames * 640)}
+    return {
+        "id": [f"clip{i}" for i in range(batch)],
+        "frames": clip,
+        "landmarks": landmarks,
+        "reference_frame": clip[:, 0].clone(),
+        "reference_landmarks": landmarks[:, 0].clone(),
+        "audio": torch.zeros(batch, frames * 640),
+    }
 
 
 def generator_outputs(module: FaceGenModule, batch: dict) -> tuple[dict, dict]:
@@ -107,8 +120,15 @@ class _Snapshots(L.Callback):
 def test_generator_and_discriminator_steps_change_only_their_own_parameters():
     module = tiny_module()
     snapshots = _Snapshots()
-    trainer = L.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[snapshots])
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[snapshots],
+    )
     trainer.fit(module, train_dataloaders=DataLoader([synthetic_batch()], batch_size=None))
     after = {n: p.detach() for n, p in module.named_parameters()}
     before_d, before_g = snapshots.before  # the discriminator steps first, then the generator
@@ -125,8 +145,14 @@ def test_generator_and_discriminator_steps_change_only_their_own_parameters():
 def test_without_an_adversarial_term_the_discriminator_is_not_trained():
     module = tiny_module({"l1": {"class_path": "l1"}})
     before = {n: p.detach().clone() for n, p in module.discriminator.named_parameters()}
-    trainer = L.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, train_dataloaders=DataLoader([synthetic_batch()], batch_size=None))
     assert all(torch.equal(before[n], p) for n, p in module.discriminator.named_parameters())
 

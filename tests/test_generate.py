@@ -32,7 +32,9 @@ def untrained(tmp_path_factory) -> dict[str, Path]:
     speech = tone(2.0, 22050, 220.0) * (0.6 + 0.4 * np.sin(np.linspace(0, 12, 44100)))
     cv2.imwrite(str(folder / "face.png"), cv2.cvtColor(astronaut_face(200), cv2.COLOR_RGB2BGR))
     return {
-        "landmark": save_untrained(LandmarkModule(num_words=4, hidden=32, audio_dim=32, layers=1), folder / "landmark.ckpt", 128, list("ABCD")),
+        "landmark": save_untrained(
+            LandmarkModule(num_words=4, hidden=32, audio_dim=32, layers=1), folder / "landmark.ckpt", 128, list("ABCD")
+        ),
         "generator": save_untrained(FaceGenModule(base_channels=8), folder / "generator.ckpt", 128, list("ABCD")),
         "image": folder / "face.png",
         "audio": write_audio_file(folder / "speech.mp3", speech.astype(np.float32), 22050, channels=2),
@@ -41,8 +43,13 @@ def untrained(tmp_path_factory) -> dict[str, Path]:
 
 
 def cli_args(files: dict, out: Path, **changes) -> list[str]:
-    options = {"image": files["image"], "audio": files["audio"], "landmark-ckpt": files["landmark"],
-               "generator-ckpt": files["generator"], "out": out} | changes
+    options = {
+        "image": files["image"],
+        "audio": files["audio"],
+        "landmark-ckpt": files["landmark"],
+        "generator-ckpt": files["generator"],
+        "out": out,
+    } | changes
     return ["generate", "--quiet", *[part for key, value in options.items() for part in (f"--{key}", str(value))]]
 
 
@@ -87,7 +94,9 @@ def test_a_failure_part_way_leaves_no_output(untrained, tmp_path, monkeypatch):
 
     monkeypatch.setattr(FacePaster, "paste", fail_later)
     with pytest.raises(RuntimeError, match="disk full"):
-        generate(untrained["image"], untrained["audio"], untrained["landmark"], untrained["generator"], tmp_path / "x.mp4")
+        generate(
+            untrained["image"], untrained["audio"], untrained["landmark"], untrained["generator"], tmp_path / "x.mp4"
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -106,13 +115,28 @@ def bad_inputs(files: dict, folder: Path) -> dict[str, tuple[dict, str]]:
         "too short audio": ({"audio": short}, "too short"),
         "missing checkpoint": ({"landmark-ckpt": folder / "absent.ckpt"}, "no such checkpoint"),
         "not a checkpoint": ({"generator-ckpt": folder / "notes.ckpt"}, "not a readable PyTorch checkpoint"),
-        "stages swapped": ({"landmark-ckpt": files["generator"], "generator-ckpt": files["landmark"]}, "needs a stage-1"),
+        "stages swapped": (
+            {"landmark-ckpt": files["generator"], "generator-ckpt": files["landmark"]},
+            "needs a stage-1",
+        ),
         "not an mp4": ({"out": folder / "out" / "video.avi"}, "mp4"),
     }
 
 
-@pytest.mark.parametrize("case", ["no face", "unreadable image", "missing image", "silent audio", "too short audio",
-                                  "missing checkpoint", "not a checkpoint", "stages swapped", "not an mp4"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "no face",
+        "unreadable image",
+        "missing image",
+        "silent audio",
+        "too short audio",
+        "missing checkpoint",
+        "not a checkpoint",
+        "stages swapped",
+        "not an mp4",
+    ],
+)
 def test_bad_input_is_one_line_exit_2_and_no_output(case, untrained, tmp_path, capsys):
     changes, phrase = bad_inputs(untrained, tmp_path)[case]
     out_dir = tmp_path / "out"
@@ -127,8 +151,13 @@ def test_bad_input_is_one_line_exit_2_and_no_output(case, untrained, tmp_path, c
 @pytest.mark.slow
 def test_no_face_from_a_real_process_is_one_line_without_traceback(untrained, tmp_path):
     cv2.imwrite(str(tmp_path / "wall.png"), np.full((240, 240, 3), 128, np.uint8))
-    result = subprocess.run([sys.executable, "-m", "talkface.cli", *cli_args(untrained, tmp_path / "v.mp4", image=tmp_path / "wall.png")],
-                            capture_output=True, text=True, timeout=300, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "talkface.cli", *cli_args(untrained, tmp_path / "v.mp4", image=tmp_path / "wall.png")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "v.mp4").exists()
@@ -145,7 +174,9 @@ def test_trained_checkpoints_carry_their_data_facts(small_checkpoints, tiny_prep
 
 @pytest.mark.slow
 @needs_real_data()
-@pytest.mark.parametrize("face,speech", list(zip(real_files("faces"), real_files("audio"))), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "face,speech", list(zip(real_files("faces"), real_files("audio"), strict=False)), ids=lambda p: p.name
+)
 def test_every_real_photo_talks_with_real_speech(face, speech, small_checkpoints, tmp_path):
     out = tmp_path / "talking.mp4"
     result = generate(face, speech, small_checkpoints["landmark"], small_checkpoints["generator"], out)
@@ -178,9 +209,22 @@ def test_peak_memory_does_not_grow_with_the_audio(small_checkpoints, tmp_path):
     for seconds in (10, 60):
         samples = np.tile(speech, math.ceil(seconds * SAMPLE_RATE / len(speech)))[: seconds * SAMPLE_RATE]
         audio = write_audio_file(tmp_path / f"speech_{seconds}.wav", samples, SAMPLE_RATE)
-        result = subprocess.run([sys.executable, "-c", PEAK_RSS_SCRIPT, str(face), str(audio),
-                                 str(small_checkpoints["landmark"]), str(small_checkpoints["generator"]), str(tmp_path / f"out_{seconds}.mp4")],
-                                capture_output=True, text=True, timeout=600, cwd=REPO)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                PEAK_RSS_SCRIPT,
+                str(face),
+                str(audio),
+                str(small_checkpoints["landmark"]),
+                str(small_checkpoints["generator"]),
+                str(tmp_path / f"out_{seconds}.mp4"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=REPO,
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         peaks[seconds] = int(result.stdout.split()[-1]) / 1024  # MiB
     print(f"peak RSS: 10 s of audio {peaks[10]:.0f} MiB, 60 s {peaks[60]:.0f} MiB")

@@ -19,9 +19,22 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="session")
 def generator_checkpoint(tiny_prepared, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("generator_run")
-    code = main(["fit", "-c", "configs/generator/sample.yaml", *data_overrides(tiny_prepared, root),
-                 "--data.batch_size", "4", "--trainer.max_epochs", "40", "--trainer.max_time", "00:00:03:00",
-                 "--trainer.limit_val_batches", "0"])
+    code = main(
+        [
+            "fit",
+            "-c",
+            "configs/generator/sample.yaml",
+            *data_overrides(tiny_prepared, root),
+            "--data.batch_size",
+            "4",
+            "--trainer.max_epochs",
+            "40",
+            "--trainer.max_time",
+            "00:00:03:00",
+            "--trainer.limit_val_batches",
+            "0",
+        ]
+    )
     assert code == 0
     return next(root.rglob("last.ckpt"))
 

@@ -250,8 +250,10 @@ def test_default_generator_timing_batch_8(capsys):
     out.mean().backward()
     elapsed = time.perf_counter() - start
     with capsys.disabled():
-        print(f"\n[timing] default UNetGenerator forward+backward, 8 x 128² on CPU "
-              f"({torch.get_num_threads()} threads): {elapsed:.2f} s")
+        print(
+            f"\n[timing] default UNetGenerator forward+backward, 8 x 128² on CPU "
+            f"({torch.get_num_threads()} threads): {elapsed:.2f} s"
+        )
 
 
 # --- discriminators ---------------------------------------------------------------------------

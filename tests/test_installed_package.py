@@ -20,7 +20,18 @@ from talkface.media import read_video
 
 REPO = Path(__file__).resolve().parents[1]
 # Top-level folders that are not part of the source (configs/data/ is: only the top level counts).
-NOT_SOURCE = {".git", ".venv", "build", "dist", "talkface.egg-info", "data", "runs", ".pytest_cache", ".ruff_cache", "wandb"}
+NOT_SOURCE = {
+    ".git",
+    ".venv",
+    "build",
+    "dist",
+    "talkface.egg-info",
+    "data",
+    "runs",
+    ".pytest_cache",
+    ".ruff_cache",
+    "wandb",
+}
 
 
 def _not_source(folder: str, names: list[str]) -> set[str]:
@@ -39,21 +50,43 @@ def installed(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("installed")
     # Built from a copy: building in place would leave build/ and *.egg-info in the source tree.
     source = shutil.copytree(REPO, root / "source", ignore=_not_source)
-    built = _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", str(source), "-w", str(root / "dist")], root)
+    built = _run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", str(source), "-w", str(root / "dist")], root
+    )
     assert built.returncode == 0, built.stderr[-2000:]
     wheel = next((root / "dist").glob("talkface-*.whl"))
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     target = next(venv.glob("lib/python*/site-packages"))
     (target / "dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    done = _run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet", "--no-deps", str(wheel)], root)
+    done = _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--quiet",
+            "--no-deps",
+            str(wheel),
+        ],
+        root,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return venv / "bin"
 
 
 @pytest.mark.slow
 def test_the_installed_package_carries_its_recipes(installed, tmp_path):
-    where = _run([str(installed / "python"), "-c", "import configs, talkface; print(configs.__file__); print(talkface.__file__)"], tmp_path)
+    where = _run(
+        [
+            str(installed / "python"),
+            "-c",
+            "import configs, talkface; print(configs.__file__); print(talkface.__file__)",
+        ],
+        tmp_path,
+    )
     assert where.returncode == 0, where.stderr[-2000:]
     for line in where.stdout.split():
         assert not Path(line).resolve().is_relative_to(REPO), f"imported from the source tree: {line}"

@@ -73,7 +73,7 @@ def test_written_mp4_round_trips_frames_and_true_audio_length(tmp_path):
     frames = np.clip(
         np.linspace(0, 255, 128)[None, None, :, None] + rng.normal(0, 3, (29, 128, 128, 3)), 0, 255
     ).astype(np.uint8)
-    audio = tone(1.16, SAMPLE_RATE, 300.0, 0.3)[:18560 + 123]  # not a multiple of AAC's 1024
+    audio = tone(1.16, SAMPLE_RATE, 300.0, 0.3)[: 18560 + 123]  # not a multiple of AAC's 1024
     audio = np.concatenate([audio, np.zeros(18560 + 123 - len(audio), np.float32)])
     path = write_mp4(tmp_path / "clip.mp4", frames, audio)
 

@@ -73,12 +73,16 @@ def np_velocity_pairs(pred, target, points, mask=None):
 
 def np_word_hits(logits, labels):
     """1/0 per labelled clip (label != -1): is the arg-max the label."""
-    return [float(np.argmax(row) == label) for row, label in zip(np.asarray(logits), np.asarray(labels)) if label != -1]
+    return [
+        float(np.argmax(row) == label)
+        for row, label in zip(np.asarray(logits), np.asarray(labels), strict=False)
+        if label != -1
+    ]
 
 
 def np_psnr_images(pred, target):
     pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
-    return [10 * math.log10(1.0 / np.mean((p - t) ** 2)) for p, t in zip(pred, target)]
+    return [10 * math.log10(1.0 / np.mean((p - t) ** 2)) for p, t in zip(pred, target, strict=False)]
 
 
 def np_mouth_crops(images, landmarks, fraction=0.375):
@@ -87,7 +91,7 @@ def np_mouth_crops(images, landmarks, fraction=0.375):
     height, width = images.shape[-2:]
     side = round(fraction * min(height, width))
     crops = []
-    for image, points in zip(images, landmarks):
+    for image, points in zip(images, landmarks, strict=False):
         cx, cy = points[48:68].mean(axis=0) * (width, height)
         x0 = int(min(max(round(cx - side / 2), 0), width - side))
         y0 = int(min(max(round(cy - side / 2), 0), height - side))
@@ -355,7 +359,10 @@ def test_metrics_under_two_process_ddp_equal_one_process(tmp_path):
     script = _load_ddp_script()
     result = subprocess.run(
         [sys.executable, str(REPO / "tests" / "scripts" / "metrics_ddp.py"), str(tmp_path)],
-        capture_output=True, text=True, timeout=300, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     single = script.build_metrics()

@@ -95,8 +95,22 @@ def tree_with_bad_clips(tmp_path) -> Path:
 
 def test_bad_clips_are_skipped_with_reasons_and_the_run_goes_on(tree_with_bad_clips, tmp_path, capsys):
     out = tmp_path / "prepared"
-    code = main(["prepare", "--src", str(tree_with_bad_clips), "--out", str(out), "--workers", "1",
-                 "--layout", "folder", "--split-ratios", "1,0,0", "--no-progress"])
+    code = main(
+        [
+            "prepare",
+            "--src",
+            str(tree_with_bad_clips),
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+            "--layout",
+            "folder",
+            "--split-ratios",
+            "1,0,0",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     assert "3 skipped" in capsys.readouterr().err
     report = json.loads((out / "report.json").read_text())
@@ -140,13 +154,17 @@ def test_killed_run_resumes_to_the_same_result_without_redoing_finished_clips(tm
     for key, item in expected.items():
         for field, value in item.items():
             assert np.array_equal(np.asarray(value), np.asarray(got[key][field])), (key, field)
-    assert json.loads((reference / "meta.json").read_text())["pca"] == json.loads((out / "meta.json").read_text())["pca"]
+    assert (
+        json.loads((reference / "meta.json").read_text())["pca"] == json.loads((out / "meta.json").read_text())["pca"]
+    )
 
 
 @pytest.mark.slow
 def test_real_videos_all_prepare_as_a_folder(real_data, tmp_path):
     report = prepare_dataset(
-        PrepareSettings(src=real_data / "videos", out=tmp_path / "out", layout="folder", split_ratios=(1, 0, 0), progress=False)
+        PrepareSettings(
+            src=real_data / "videos", out=tmp_path / "out", layout="folder", split_ratios=(1, 0, 0), progress=False
+        )
     )
     assert report.skipped == []
     ids = {item_id.split("#")[0] for item_id in read_split(tmp_path / "out", "train")}
@@ -164,7 +182,9 @@ def test_grid_clips_are_labelled_from_their_file_names(real_data, tmp_path):
         "0 12500 sil\n12500 20000 bin\n20000 27500 blue\n27500 32500 at\n32500 40000 f\n40000 50000 two\n50000 60000 now\n60000 74500 sil\n"
     )
     report = prepare_dataset(
-        PrepareSettings(src=grid, out=tmp_path / "out", layout="grid", split_ratios=(1, 0, 0), workers=1, progress=False)
+        PrepareSettings(
+            src=grid, out=tmp_path / "out", layout="grid", split_ratios=(1, 0, 0), workers=1, progress=False
+        )
     )
     assert report.skipped == [] and report.samples == {"train": 8}
     meta = json.loads((tmp_path / "out" / "meta.json").read_text())

@@ -35,7 +35,9 @@ def test_grid_names_spell_the_sentence():
 
 
 def test_grid_align_files_give_word_spans_without_silence(tmp_path):
-    align = touch(tmp_path / "bbaf2n.align", "0 23750 sil\n23750 29500 bin\n29500 34000 blue\n34000 35500 at\n74500 74501 sp\n")
+    align = touch(
+        tmp_path / "bbaf2n.align", "0 23750 sil\n23750 29500 bin\n29500 34000 blue\n34000 35500 at\n74500 74501 sp\n"
+    )
     assert read_grid_align(align) == (("BIN", 0.95, 1.18), ("BLUE", 1.18, 1.36), ("AT", 1.36, 1.42))
 
 
@@ -68,7 +70,10 @@ def test_layouts_are_detected_and_lrw_splits_come_from_folders(tmp_path):
     touch(folder / "a" / "clip.mov")
     touch(folder / "b.avi")
     assert detect_layout(folder) == "folder"
-    assert sorted(s.id for s in find_sources(folder, "folder", ("train", "val", "test"), RATIOS)) == ["a/clip.mov", "b.avi"]
+    assert sorted(s.id for s in find_sources(folder, "folder", ("train", "val", "test"), RATIOS)) == [
+        "a/clip.mov",
+        "b.avi",
+    ]
 
 
 def test_hash_split_is_deterministic_and_follows_the_ratios():

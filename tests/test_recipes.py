@@ -26,7 +26,13 @@ def _config(argv: list[str], position: int = 2) -> dict:
 
 def test_the_packaged_recipes_are_the_repository_configs():
     assert packaged_root().resolve() == (REPO / "configs").resolve()  # editable install: one copy
-    assert packaged_recipes() == ["generator/grid", "generator/lrw", "generator/sample", "landmark/lrw", "landmark/sample"]
+    assert packaged_recipes() == [
+        "generator/grid",
+        "generator/lrw",
+        "generator/sample",
+        "landmark/lrw",
+        "landmark/sample",
+    ]
 
 
 @pytest.mark.parametrize("name", ["landmark/sample", "landmark/sample.yaml", "configs/landmark/sample.yaml"])
@@ -43,7 +49,9 @@ def test_a_file_path_wins_over_a_packaged_name(tmp_path, monkeypatch):
 
 
 def test_an_unknown_recipe_lists_the_packaged_ones():
-    with pytest.raises(TalkfaceError, match=r"landmark/nope: no such config file or packaged recipe \(packaged: generator/grid"):
+    with pytest.raises(
+        TalkfaceError, match=r"landmark/nope: no such config file or packaged recipe \(packaged: generator/grid"
+    ):
         find_recipe("landmark/nope")
 
 
@@ -53,25 +61,36 @@ def test_every_recipe_composes_callbacks_data_and_losses(name):
     assert "defaults" not in config
     assert len(config["trainer"]["callbacks"]) == 3
     assert config["data"]["data_dir"] and config["data"]["batch_size"] > 0
-    assert list(config) [:4] == ["seed_everything", "trainer", "model", "data"]
+    assert list(config)[:4] == ["seed_everything", "trainer", "model", "data"]
     assert "reconstruction" in config["model"]["init_args"]["losses"]
 
 
 def test_recipe_keys_go_on_top_of_the_pieces_they_compose():
     losses = load_composed("landmark/lrw")["model"]["init_args"]["losses"]
     assert list(losses) == ["reconstruction", "detector", "temporal", "semantic", "audio_word", "sync"]
-    assert losses["temporal"] == {"class_path": "temporal_residual", "init_args": {"weight": 1.0, "second_order_weight": 0.5}}
+    assert losses["temporal"] == {
+        "class_path": "temporal_residual",
+        "init_args": {"weight": 1.0, "second_order_weight": 0.5},
+    }
     assert losses["semantic"]["init_args"] == {"weight": 0.01, "start_step": 2000}
-    assert load_composed("generator/sample")["model"]["init_args"]["losses"]["adversarial"]["init_args"]["start_step"] == 400
-    assert "start_step" not in load_composed("generator/lrw")["model"]["init_args"]["losses"]["adversarial"]["init_args"]
+    assert (
+        load_composed("generator/sample")["model"]["init_args"]["losses"]["adversarial"]["init_args"]["start_step"]
+        == 400
+    )
+    assert (
+        "start_step" not in load_composed("generator/lrw")["model"]["init_args"]["losses"]["adversarial"]["init_args"]
+    )
 
 
 def test_defaults_resolve_beside_the_file_then_in_the_package(tmp_path):
     (tmp_path / "mine.yaml").write_text("data: {batch_size: 3}\n")
     (tmp_path / "recipe.yaml").write_text("defaults: [data/sample, mine]\ndata: {num_workers: 0}\n")
     assert load_composed(tmp_path / "recipe.yaml")["data"] == {
-        "data_dir": "data/sample_prepared", "raw_dir": "data/sample",
-        "sample": {"num_words": 20, "train": 12, "val": 3, "test": 3, "seed": 0}, "num_workers": 0, "batch_size": 3,
+        "data_dir": "data/sample_prepared",
+        "raw_dir": "data/sample",
+        "sample": {"num_words": 20, "train": 12, "val": 3, "test": 3, "seed": 0},
+        "num_workers": 0,
+        "batch_size": 3,
     }
 
 
@@ -95,13 +114,25 @@ def test_broken_compositions_are_one_clear_error(files, message, tmp_path):
 def test_every_loss_term_is_written_out_with_all_its_arguments():
     argv = rewrite_arguments(["fit", "-c", "landmark/sample"])
     temporal = _config(argv)["model"]["init_args"]["losses"]["temporal"]
-    assert temporal == {"class_path": "temporal_residual", "init_args": {
-        "weight": 1.0, "second_order_weight": 0.0, "mouth_weight": 3.0, "norm": "l2", "start_step": 0, "scale": 256.0}}
+    assert temporal == {
+        "class_path": "temporal_residual",
+        "init_args": {
+            "weight": 1.0,
+            "second_order_weight": 0.0,
+            "mouth_weight": 3.0,
+            "norm": "l2",
+            "start_step": 0,
+            "scale": 256.0,
+        },
+    }
 
 
 def test_a_dotted_override_changes_one_key_of_one_term():
     plain = _config(rewrite_arguments(["fit", "-c", "landmark/sample"]))["model"]["init_args"]["losses"]
-    for form in (["--model.init_args.losses.temporal.init_args.weight", "0.5"], ["--model.init_args.losses.temporal.init_args.weight=0.5"]):
+    for form in (
+        ["--model.init_args.losses.temporal.init_args.weight", "0.5"],
+        ["--model.init_args.losses.temporal.init_args.weight=0.5"],
+    ):
         argv = rewrite_arguments(["fit", "-c", "landmark/sample", *form, "--trainer.max_epochs", "1"])
         assert argv[3:] == ["--trainer.max_epochs", "1"]  # the override is merged, not passed on
         changed = _config(argv)["model"]["init_args"]["losses"]
@@ -111,24 +142,50 @@ def test_a_dotted_override_changes_one_key_of_one_term():
 
 
 def test_a_dotted_override_applies_to_the_losses_in_effect_at_its_place():
-    argv = rewrite_arguments(["fit", "-c", "landmark/sample", LOSSES, "{only: {class_path: temporal_residual}}",
-                              f"{LOSSES}.only.init_args.norm", "l1", "-c", "trainer/cpu"])
+    argv = rewrite_arguments(
+        [
+            "fit",
+            "-c",
+            "landmark/sample",
+            LOSSES,
+            "{only: {class_path: temporal_residual}}",
+            f"{LOSSES}.only.init_args.norm",
+            "l1",
+            "-c",
+            "trainer/cpu",
+        ]
+    )
     assert yaml.safe_load(argv[4])["only"]["init_args"]["norm"] == "l1"
     assert _config(argv)["model"]["init_args"]["losses"]["temporal"]["init_args"]["norm"] == "l2"
     assert "losses" not in str(argv[6])  # trainer/cpu, composed as is
 
 
 def test_a_new_term_can_be_added_by_class_path():
-    argv = rewrite_arguments(["fit", "-c", "landmark/sample", f"{LOSSES}.sync.class_path", "audio_landmark_sync",
-                              f"{LOSSES}.sync.init_args.weight", "0.2"])
+    argv = rewrite_arguments(
+        [
+            "fit",
+            "-c",
+            "landmark/sample",
+            f"{LOSSES}.sync.class_path",
+            "audio_landmark_sync",
+            f"{LOSSES}.sync.init_args.weight",
+            "0.2",
+        ]
+    )
     assert _config(argv)["model"]["init_args"]["losses"]["sync"]["init_args"]["weight"] == 0.2
 
 
 @pytest.mark.parametrize(
     "extra, message",
     [
-        ([f"{LOSSES}.temporal.init_args.wieght", "0.5"], "loss term 'temporal' (temporal_residual): unknown argument(s) wieght; it takes weight"),
-        ([f"{LOSSES}.nope.init_args.weight", "0.5"], "no loss term 'nope' is configured (terms: reconstruction, detector, temporal, semantic)"),
+        (
+            [f"{LOSSES}.temporal.init_args.wieght", "0.5"],
+            "loss term 'temporal' (temporal_residual): unknown argument(s) wieght; it takes weight",
+        ),
+        (
+            [f"{LOSSES}.nope.init_args.weight", "0.5"],
+            "no loss term 'nope' is configured (terms: reconstruction, detector, temporal, semantic)",
+        ),
         ([f"{LOSSES}.temporal.weight", "0.5"], "a loss term has only class_path and init_args.KEY"),
         ([LOSSES, "[1, 2]"], "expected a mapping of loss terms"),
         ([LOSSES, "{bad: {class_path: no_such_loss}}"], "unknown loss term 'no_such_loss'"),
@@ -147,13 +204,32 @@ def test_an_override_before_any_losses_says_what_to_do():
 def test_the_readme_loss_weight_example_works_as_written(tmp_path):
     """The README's own command line, with --print_config so it stops after parsing."""
     readme = (REPO / "README.md").read_text()
-    example = next(line.strip() for line in readme.splitlines() if line.startswith("talkface fit") and f"{LOSSES}.temporal.init_args.weight" in line)
+    example = next(
+        line.strip()
+        for line in readme.splitlines()
+        if line.startswith("talkface fit") and f"{LOSSES}.temporal.init_args.weight" in line
+    )
     args = shlex.split(example.split("#")[0])[1:]
-    result = subprocess.run([sys.executable, "-m", "talkface.cli", *args, "--print_config"], capture_output=True, text=True,
-                            cwd=tmp_path, env={**os.environ, "WANDB_MODE": "disabled"}, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "talkface.cli", *args, "--print_config"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     losses = yaml.safe_load(result.stdout)["model"]["init_args"]["losses"]
     value = float(args[args.index(f"{LOSSES}.temporal.init_args.weight") + 1])
-    assert losses["temporal"] == {"class_path": "temporal_residual", "init_args": {
-        "weight": value, "second_order_weight": 0.0, "mouth_weight": 3.0, "norm": "l2", "start_step": 0, "scale": 256.0}}
+    assert losses["temporal"] == {
+        "class_path": "temporal_residual",
+        "init_args": {
+            "weight": value,
+            "second_order_weight": 0.0,
+            "mouth_weight": 3.0,
+            "norm": "l2",
+            "start_step": 0,
+            "scale": 256.0,
+        },
+    }
     assert losses["reconstruction"]["init_args"]["mouth_weight"] == 3.0  # the other terms untouched

@@ -27,7 +27,7 @@ def test_per_point_heatmaps_peak_at_each_landmark(template_points):
     maps = render_heatmaps(template_points, 128, sigma=2.0, groups="points")
     assert maps.shape == (68, 128, 128) and maps.dtype == np.float32
     assert maps.min() >= 0 and maps.max() <= 1
-    for channel, (x, y) in zip(maps, template_points):
+    for channel, (x, y) in zip(maps, template_points, strict=False):
         row, col = np.unravel_index(np.argmax(channel), channel.shape)
         assert (col, row) == (int(x), int(y))
         assert channel[row, col] == pytest.approx(1.0)
@@ -39,7 +39,7 @@ def test_part_heatmaps_are_the_max_of_their_points(template_points):
     per_point = render_heatmaps(template_points, 128, sigma=1.5, groups="points")
     parts = render_heatmaps(template_points, 128, sigma=1.5, groups="parts")
     assert parts.shape == (6, 128, 128) and heatmap_channels("parts") == 6
-    for channel, index in zip(parts, PARTS.values()):
+    for channel, index in zip(parts, PARTS.values(), strict=False):
         np.testing.assert_allclose(channel, per_point[list(index)].max(axis=0), atol=1e-6)
     # The mouth channels are lit at the lips and dark at the eyes.
     outer_lips, eyes = parts[4], parts[3]
@@ -66,7 +66,9 @@ def test_contours_draw_each_part_closed_where_it_should(template_points):
         return image[y - 1 : y + 2, x - 1 : x + 2].max() > 0
 
     # Non-empty where the mouth is, and in the lips' colour (red outer, magenta inner).
-    mouth = image[int(points[48:60, 1].min()) : int(points[48:60, 1].max()) + 1, int(points[48, 0]) : int(points[54, 0]) + 1]
+    mouth = image[
+        int(points[48:60, 1].min()) : int(points[48:60, 1].max()) + 1, int(points[48, 0]) : int(points[54, 0]) + 1
+    ]
     assert (mouth > 0).any()
     r, g, b = (mouth[..., c].astype(int) for c in range(3))
     assert ((r > 100) & (g == 0) & (b == 0)).any()  # red (anti-aliasing scales the intensity)
@@ -76,7 +78,12 @@ def test_contours_draw_each_part_closed_where_it_should(template_points):
     # entry in CONTOURS is checked instead.)
     for first, last in [(48, 59), (36, 41), (42, 47)]:
         assert lit((points[first] + points[last]) / 2), (first, last)
-    assert {(index.start, index.stop) for index, closed, _ in CONTOURS if closed} >= {(36, 42), (42, 48), (48, 60), (60, 68)}
+    assert {(index.start, index.stop) for index, closed, _ in CONTOURS if closed} >= {
+        (36, 42),
+        (42, 48),
+        (48, 60),
+        (60, 68),
+    }
     # Open: a brow is not closed into a loop (its chord's midpoint stays dark).
     assert not lit((points[17] + points[21]) / 2)
     # Single-channel mode.
@@ -91,5 +98,5 @@ def test_torch_renderer_matches_numpy(groups):
     points = (load_template(128)[None] + rng.normal(0, 3, (3, 68, 2))).astype(np.float32)
     batch = render_heatmaps_torch(torch.from_numpy(points), 128, sigma=2.5, groups=groups)
     assert batch.shape == (3, heatmap_channels(groups), 128, 128)
-    for maps, sample in zip(batch.numpy(), points):
+    for maps, sample in zip(batch.numpy(), points, strict=False):
         np.testing.assert_allclose(maps, render_heatmaps(sample, 128, sigma=2.5, groups=groups), atol=1e-5)

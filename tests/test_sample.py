@@ -130,7 +130,11 @@ def test_layout_and_txt_are_lrw(sample):
     info = json.loads((sample / "visemes.json").read_text())["ABOUT/train/ABOUT_00001"]
     assert duration == pytest.approx(info["word_end"] - info["word_start"], abs=0.006)
     # Beside the two JSON files only the hidden marker that makes the folder the sample's own.
-    assert sorted(p.name for p in sample.iterdir() if p.is_file()) == [".talkface-sample", "sample_info.json", "visemes.json"]
+    assert sorted(p.name for p in sample.iterdir() if p.is_file()) == [
+        ".talkface-sample",
+        "sample_info.json",
+        "visemes.json",
+    ]
 
 
 def test_clips_decode_to_lrw_shape_with_the_word_centred(sample):
@@ -208,8 +212,24 @@ def test_bad_faces_folders_are_user_errors(tmp_path):
 
 def test_cli_builds_the_layout(tmp_path, capsys):
     out = tmp_path / "lrw"
-    code = main(["sample", "--out", str(out), "--words", "ABOUT", "--train", "1", "--val", "0", "--test", "0",
-                 "--workers", "1", "--quiet"])
+    code = main(
+        [
+            "sample",
+            "--out",
+            str(out),
+            "--words",
+            "ABOUT",
+            "--train",
+            "1",
+            "--val",
+            "0",
+            "--test",
+            "0",
+            "--workers",
+            "1",
+            "--quiet",
+        ]
+    )
     assert code == 0
     assert (out / "ABOUT" / "train" / "ABOUT_00001.mp4").is_file()
     assert (out / "ABOUT" / "train" / "ABOUT_00001.txt").is_file()
@@ -263,7 +283,9 @@ def test_extra_face_photos_are_animated(tmp_path):
     faces.mkdir()
     shutil.copy(REAL_DATA / "faces" / "makeittalk_obama.jpg", faces)
     out = tmp_path / "lrw"
-    build_sample(out, words=["ABOUT"], splits={"train": 6, "val": 0, "test": 0}, faces_dir=faces, workers=2, progress=False)
+    build_sample(
+        out, words=["ABOUT"], splits={"train": 6, "val": 0, "test": 0}, faces_dir=faces, workers=2, progress=False
+    )
     records = json.loads((out / "visemes.json").read_text())
     used = {r["settings"]["face"] for r in records.values()}
     assert used == {"astronaut", "makeittalk_obama.jpg"}

@@ -53,7 +53,9 @@ def test_transformer_streams_every_frame_once():
     assert sum(len(p) for p in parts) == 100
 
 
-@pytest.mark.parametrize("rate,channels,suffix", [(16000, 1, ".wav"), (44100, 2, ".wav"), (22050, 1, ".mp3"), (48000, 2, ".flac")])
+@pytest.mark.parametrize(
+    "rate,channels,suffix", [(16000, 1, ".wav"), (44100, 2, ".wav"), (22050, 1, ".mp3"), (48000, 2, ".flac")]
+)
 def test_streamed_audio_matches_whole_file_decoding(tmp_path, rate, channels, suffix):
     path = write_audio_file(tmp_path / f"speech{suffix}", tone(3.3, rate, 300.0), rate, channels)
     whole = read_audio(path)

@@ -9,15 +9,27 @@ from talkface.cli import main
 from tests.helpers.cli import cpu_overrides, data_overrides, run_cli, small_model
 from tests.helpers.real_data import REPO
 
-RECIPES = sorted(str(p.relative_to(REPO)) for p in (REPO / "configs").glob("*/*.yaml") if p.parent.name in ("landmark", "generator"))
+RECIPES = sorted(
+    str(p.relative_to(REPO)) for p in (REPO / "configs").glob("*/*.yaml") if p.parent.name in ("landmark", "generator")
+)
 TRAINERS = sorted(str(p.relative_to(REPO)) for p in (REPO / "configs" / "trainer").glob("*.yaml"))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_every_recipe_runs_fast_dev_run_on_cpu(recipe, tiny_prepared, tmp_path):
-    result = run_cli(["fit", "-c", recipe, "--trainer.fast_dev_run", "1", *cpu_overrides(), *small_model(recipe),
-                      *data_overrides(tiny_prepared, tmp_path)])
+    result = run_cli(
+        [
+            "fit",
+            "-c",
+            recipe,
+            "--trainer.fast_dev_run",
+            "1",
+            *cpu_overrides(),
+            *small_model(recipe),
+            *data_overrides(tiny_prepared, tmp_path),
+        ]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -25,8 +37,20 @@ def test_every_recipe_runs_fast_dev_run_on_cpu(recipe, tiny_prepared, tmp_path):
 @pytest.mark.parametrize("trainer", TRAINERS)
 def test_every_trainer_config_composes_with_a_recipe(trainer, tiny_prepared, tmp_path):
     recipe = "configs/landmark/sample.yaml"
-    result = run_cli(["fit", "-c", recipe, "-c", trainer, "--trainer.fast_dev_run", "1", *cpu_overrides(),
-                      *small_model(recipe), *data_overrides(tiny_prepared, tmp_path)])
+    result = run_cli(
+        [
+            "fit",
+            "-c",
+            recipe,
+            "-c",
+            trainer,
+            "--trainer.fast_dev_run",
+            "1",
+            *cpu_overrides(),
+            *small_model(recipe),
+            *data_overrides(tiny_prepared, tmp_path),
+        ]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -47,16 +71,38 @@ def test_the_wandb_logger_config_parses(tmp_path):
     ],
 )
 def test_misconfiguration_is_one_line_and_exit_2(extra, expected, tiny_prepared, tmp_path, capsys):
-    code = main(["fit", "-c", "configs/landmark/sample.yaml", *data_overrides(tiny_prepared, tmp_path),
-                 "--trainer.max_epochs", "1", *extra])
+    code = main(
+        [
+            "fit",
+            "-c",
+            "configs/landmark/sample.yaml",
+            *data_overrides(tiny_prepared, tmp_path),
+            "--trainer.max_epochs",
+            "1",
+            *extra,
+        ]
+    )
     error = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and error, error
     assert expected in error[-1] and error[-1].startswith("talkface fit: error:")
 
 
 def test_missing_data_path_is_one_line_and_exit_2(tmp_path, capsys):
-    code = main(["fit", "-c", "configs/landmark/sample.yaml", "--data.data_dir", str(tmp_path / "nowhere"),
-                 "--data.raw_dir", "null", "--data.sample", "null", "--trainer.default_root_dir", str(tmp_path)])
+    code = main(
+        [
+            "fit",
+            "-c",
+            "configs/landmark/sample.yaml",
+            "--data.data_dir",
+            str(tmp_path / "nowhere"),
+            "--data.raw_dir",
+            "null",
+            "--data.sample",
+            "null",
+            "--trainer.default_root_dir",
+            str(tmp_path),
+        ]
+    )
     error = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and "not a prepared dataset" in error[-1]
 
@@ -65,8 +111,21 @@ def test_checkpoint_rebuilds_its_own_model_losses_included(tiny_prepared, tmp_pa
     from lightning_modules import LandmarkModule
 
     losses = "{reconstruction: {class_path: landmark_reconstruction}, sync: {class_path: audio_landmark_sync, init_args: {weight: 0.5}}}"
-    code = main(["fit", "-c", "configs/landmark/sample.yaml", *data_overrides(tiny_prepared, tmp_path), *small_model("landmark"),
-                 "--trainer.max_epochs", "1", "--trainer.check_val_every_n_epoch", "1", "--model.init_args.losses", losses])
+    code = main(
+        [
+            "fit",
+            "-c",
+            "configs/landmark/sample.yaml",
+            *data_overrides(tiny_prepared, tmp_path),
+            *small_model("landmark"),
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.check_val_every_n_epoch",
+            "1",
+            "--model.init_args.losses",
+            losses,
+        ]
+    )
     assert code == 0
     checkpoint = next(tmp_path.rglob("last.ckpt"))
     stored = torch.load(checkpoint, map_location="cpu", weights_only=False)

@@ -12,9 +12,23 @@ from tests.helpers.cli import data_overrides, run_cli, small_model
 @pytest.mark.parametrize("recipe", ["configs/landmark/sample.yaml", "configs/generator/sample.yaml"])
 def test_offline_wandb_run_holds_videos_with_audio(recipe, tiny_prepared, tmp_path):
     result = run_cli(
-        ["fit", "-c", recipe, "-c", "configs/logger/wandb.yaml", *small_model(recipe), *data_overrides(tiny_prepared, tmp_path),
-         "--trainer.max_epochs", "1", "--trainer.check_val_every_n_epoch", "1", "--trainer.limit_val_batches", "1",
-         "--trainer.logger.init_args.save_dir", str(tmp_path)],
+        [
+            "fit",
+            "-c",
+            recipe,
+            "-c",
+            "configs/logger/wandb.yaml",
+            *small_model(recipe),
+            *data_overrides(tiny_prepared, tmp_path),
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.check_val_every_n_epoch",
+            "1",
+            "--trainer.limit_val_batches",
+            "1",
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+        ],
         env={"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true"},
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -55,7 +55,9 @@ class FeatureConfig:
         if self.kind == "mfcc" and self.n_mfcc < 1 + self.drop_first_mfcc:
             raise TalkfaceError(f"n_mfcc must be at least {1 + self.drop_first_mfcc}, got {self.n_mfcc}")
         if self.kind == "mfcc" and self.n_mels < self.n_mfcc:
-            raise TalkfaceError(f"--n-mels must be at least {self.n_mfcc} (the MFCC count) for mfcc features, got {self.n_mels}")
+            raise TalkfaceError(
+                f"--n-mels must be at least {self.n_mfcc} (the MFCC count) for mfcc features, got {self.n_mels}"
+            )
 
     @property
     def samples_per_frame(self) -> int:
@@ -146,7 +148,9 @@ def frame_windows(features: torch.Tensor, num_frames: int, config: FeatureConfig
     return windows[:num_frames].transpose(1, 2)
 
 
-def audio_windows(audio: np.ndarray | torch.Tensor, num_frames: int, config: FeatureConfig | None = None) -> torch.Tensor:
+def audio_windows(
+    audio: np.ndarray | torch.Tensor, num_frames: int, config: FeatureConfig | None = None
+) -> torch.Tensor:
     """(num_frames, window, dim) features for `num_frames` video frames of `audio`."""
     config = config or FeatureConfig()
     return frame_windows(compute_features(audio, num_frames, config), num_frames, config)

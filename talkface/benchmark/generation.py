@@ -44,8 +44,10 @@ def save_models(folder: Path, image_size: int, num_words: int = 20) -> tuple[Pat
     landmark = LandmarkModule(num_words=num_words, hidden=128, audio_dim=128, layers=2)
     generator = FaceGenModule(image_size=image_size, base_channels=16, depth=4)
     vocabulary = [f"W{i}" for i in range(num_words)]
-    return (save_untrained(landmark, folder / "landmark.ckpt", image_size, vocabulary),
-            save_untrained(generator, folder / f"generator_{image_size}.ckpt", image_size, vocabulary))
+    return (
+        save_untrained(landmark, folder / "landmark.ckpt", image_size, vocabulary),
+        save_untrained(generator, folder / f"generator_{image_size}.ckpt", image_size, vocabulary),
+    )
 
 
 def speech_file(folder: Path, seconds: float, source: np.ndarray) -> Path:
@@ -58,8 +60,11 @@ def speech_file(folder: Path, seconds: float, source: np.ndarray) -> Path:
 
 
 def run_generation(image: Path, audio: Path, landmark: Path, generator: Path, out: Path, device: str) -> dict:
-    result = subprocess.run([sys.executable, "-c", PROBE, str(image), str(audio), str(landmark), str(generator), str(out), device],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, str(image), str(audio), str(landmark), str(generator), str(out), device],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"generation failed: {result.stderr.strip().splitlines()[-1:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -15,7 +15,11 @@ def describe_machine() -> dict:
     gpu = None
     if torch.cuda.is_available():
         properties = torch.cuda.get_device_properties(0)
-        gpu = {"name": properties.name, "count": torch.cuda.device_count(), "memory_gib": round(properties.total_memory / 2**30, 1)}
+        gpu = {
+            "name": properties.name,
+            "count": torch.cuda.device_count(),
+            "memory_gib": round(properties.total_memory / 2**30, 1),
+        }
     return {
         "cpu": _cpu_model(),
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),

@@ -41,7 +41,12 @@ def _pool_rate(work, clips: list[Path], workers: int) -> dict:
 
 
 def _rate(clips: int, frames: int, seconds: float) -> dict:
-    return {"clips": clips, "frames": frames, "seconds": round(seconds, 2), "frames_per_second": round(frames / seconds, 1)}
+    return {
+        "clips": clips,
+        "frames": frames,
+        "seconds": round(seconds, 2),
+        "frames_per_second": round(frames / seconds, 1),
+    }
 
 
 def _decode_frames(path: Path) -> int:

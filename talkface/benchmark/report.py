@@ -19,11 +19,24 @@ def targets(results: dict) -> list[dict]:
     if sizes:
         smallest = generation[f"{sizes[0]}px"]
         runs = list(smallest.values())
-        rows.append(_row(f"generation frames/s at {sizes[0]} px (end to end)", round(runs[0]["frames_per_second"], 1), 25,
-                         runs[0]["frames_per_second"] >= 25))
+        rows.append(
+            _row(
+                f"generation frames/s at {sizes[0]} px (end to end)",
+                round(runs[0]["frames_per_second"], 1),
+                25,
+                runs[0]["frames_per_second"] >= 25,
+            )
+        )
         if len(runs) > 1:
             ratio = runs[1]["peak_rss_mib"] / runs[0]["peak_rss_mib"]
-            rows.append(_row(f"peak memory {list(smallest)[1]} / {list(smallest)[0]} of audio", round(ratio, 3), 1.15, ratio <= 1.15))
+            rows.append(
+                _row(
+                    f"peak memory {list(smallest)[1]} / {list(smallest)[0]} of audio",
+                    round(ratio, 3),
+                    1.15,
+                    ratio <= 1.15,
+                )
+            )
     return rows
 
 
@@ -34,30 +47,49 @@ def _row(what: str, measured: float, required: float, met: bool) -> dict:
 def format_report(results: dict) -> str:
     machine = results["machine"]
     gpu = machine["gpu"]["name"] if machine.get("gpu") else "no GPU"
-    lines = [f"Machine: {machine['cpu']}, {machine['cores']} cores, {gpu}; torch {machine['versions'].get('torch')}", ""]
+    lines = [
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, {gpu}; torch {machine['versions'].get('torch')}",
+        "",
+    ]
     prep = results.get("preparation")
     if prep:
         lines += ["| preparation | clips | frames | seconds | frames/s |", "|---|---|---|---|---|"]
-        for name, label in (("decode_only", "pure decoding (the limit)"), ("talkface_prepare", "talkface prepare"),
-                            ("naive_per_frame_detection", "naive: detector on every frame")):
+        for name, label in (
+            ("decode_only", "pure decoding (the limit)"),
+            ("talkface_prepare", "talkface prepare"),
+            ("naive_per_frame_detection", "naive: detector on every frame"),
+        ):
             row = prep[name]
-            lines.append(f"| {label} | {row['clips']} | {row['frames']} | {row['seconds']} | {row['frames_per_second']} |")
+            lines.append(
+                f"| {label} | {row['clips']} | {row['frames']} | {row['seconds']} | {row['frames_per_second']} |"
+            )
         lines.append("")
     if results.get("training"):
         lines += ["| training | loader samples/s | training step samples/s | loader / step |", "|---|---|---|---|"]
         for stage, values in results["training"].items():
             step = values["train_step"]
-            lines.append(f"| {stage}, batch {step['batch_size']}, {step['accelerator']} {step['precision']} | "
-                         f"{values['loader']['samples_per_second']} | {step['samples_per_second']} | {values['loader_over_step']} |")
+            lines.append(
+                f"| {stage}, batch {step['batch_size']}, {step['accelerator']} {step['precision']} | "
+                f"{values['loader']['samples_per_second']} | {step['samples_per_second']} | {values['loader_over_step']} |"
+            )
         lines.append("")
     generation = results.get("generation", {})
-    runs = [(size, length, run) for size, by_length in generation.items() if size.endswith("px") for length, run in by_length.items()]
+    runs = [
+        (size, length, run)
+        for size, by_length in generation.items()
+        if size.endswith("px")
+        for length, run in by_length.items()
+    ]
     if runs:
-        lines += ["| generation (audio file → mp4) | frames | frames/s | real-time factor | first frame (s) | peak RSS (MiB) |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "| generation (audio file → mp4) | frames | frames/s | real-time factor | first frame (s) | peak RSS (MiB) |",
+            "|---|---|---|---|---|---|",
+        ]
         for size, length, run in runs:
-            lines.append(f"| {size} crop, {length} of audio | {run['frames']} | {run['frames_per_second']:.1f} | "
-                         f"{run['realtime_factor']:.2f} | {run['first_frame_seconds']:.2f} | {run['peak_rss_mib']:.0f} |")
+            lines.append(
+                f"| {size} crop, {length} of audio | {run['frames']} | {run['frames_per_second']:.1f} | "
+                f"{run['realtime_factor']:.2f} | {run['first_frame_seconds']:.2f} | {run['peak_rss_mib']:.0f} |"
+            )
         lines.append("")
     checks = targets(results)
     if checks:

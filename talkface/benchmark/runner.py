@@ -32,7 +32,10 @@ def run_benchmark(settings: BenchmarkSettings, say=print) -> dict:
     device = settings.device if settings.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     work = settings.workdir
     work.mkdir(parents=True, exist_ok=True)
-    results: dict = {"machine": describe_machine(), "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()}}
+    results: dict = {
+        "machine": describe_machine(),
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
+    }
     started = time.perf_counter()
 
     from talkface.sample import build_sample
@@ -40,8 +43,14 @@ def run_benchmark(settings: BenchmarkSettings, say=print) -> dict:
     raw = work / "sample"
     train_clips = max(settings.clips_per_word - 2, 1)
     say(f"building the sample: {settings.words} words x {settings.clips_per_word} clips")
-    build_sample(raw, num_words=settings.words, splits={"train": train_clips, "val": 1, "test": 1}, seed=0,
-                 workers=settings.workers, progress=False)
+    build_sample(
+        raw,
+        num_words=settings.words,
+        splits={"train": train_clips, "val": 1, "test": 1},
+        seed=0,
+        workers=settings.workers,
+        progress=False,
+    )
     clips = preparation.clips_of(raw)
 
     say(f"preparation: pure decoding of {len(clips)} clips ({settings.workers} processes)")
@@ -59,9 +68,14 @@ def run_benchmark(settings: BenchmarkSettings, say=print) -> dict:
         say(f"{stage}: loader ({settings.loader_workers} workers) and training step ({accelerator}, {precision})")
         loader, batches = training.loader_rate(prepared, model_class, batch_size, settings.loader_workers)
         extra = {"num_words": settings.words} if "num_words" in inspect.signature(model_class).parameters else {}
-        step = training.training_rate(model_class(**kwargs, **extra), batches, settings.train_steps, accelerator, precision)
-        results["training"][stage] = {"loader": loader, "train_step": step,
-                                      "loader_over_step": round(loader["samples_per_second"] / step["samples_per_second"], 2)}
+        step = training.training_rate(
+            model_class(**kwargs, **extra), batches, settings.train_steps, accelerator, precision
+        )
+        results["training"][stage] = {
+            "loader": loader,
+            "train_step": step,
+            "loader_over_step": round(loader["samples_per_second"] / step["samples_per_second"], 2),
+        }
 
     results["generation"] = _generation(settings, work, device, say)
     results["total_seconds"] = round(time.perf_counter() - started, 1)
@@ -76,7 +90,9 @@ def _generation(settings: BenchmarkSettings, work: Path, device: str, say) -> di
 
     image = work / "astronaut.png"
     cv2.imwrite(str(image), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
-    speech = synthesize("Talking faces from landmarks, measured on this machine, frame by frame.", voice="en-us+m3", rate=150).audio
+    speech = synthesize(
+        "Talking faces from landmarks, measured on this machine, frame by frame.", voice="en-us+m3", rate=150
+    ).audio
     short = generation.speech_file(work, settings.short_seconds, speech)
     long = generation.speech_file(work, settings.long_seconds, speech)
     results = {"photo": "skimage astronaut, 512x512, pasted back", "device": device}

@@ -22,7 +22,11 @@ from talkface.errors import TalkfaceError
 # The built-in recipes' models (configs/*/sample.yaml).
 STAGES = {
     "stage 1 (landmarks)": (LandmarkModule, {"hidden": 128, "audio_dim": 128, "layers": 2}, 16),
-    "stage 2 (face generator)": (FaceGenModule, {"image_size": 128, "base_channels": 16, "depth": 4, "frames_per_clip": 1}, 8),
+    "stage 2 (face generator)": (
+        FaceGenModule,
+        {"image_size": 128, "base_channels": 16, "depth": 4, "frames_per_clip": 1},
+        8,
+    ),
 }
 
 
@@ -31,7 +35,9 @@ def loader_rate(data_dir, model_class, batch_size: int, workers: int) -> tuple[d
 
     Timed from the first batch on (worker start-up excluded) when the epoch has 3 batches or more.
     """
-    data = LRWDataModule(data_dir=str(data_dir), batch_size=batch_size, num_workers=workers, fields=list(model_class.data_fields))
+    data = LRWDataModule(
+        data_dir=str(data_dir), batch_size=batch_size, num_workers=workers, fields=list(model_class.data_fields)
+    )
     data.setup("fit")
     kept, sizes, times = [], [], []
     started = time.perf_counter()
@@ -41,13 +47,20 @@ def loader_rate(data_dir, model_class, batch_size: int, workers: int) -> tuple[d
         if len(kept) < 4:
             kept.append(batch)
     if not sizes:
-        raise TalkfaceError(f"the train split has fewer clips than one batch of {batch_size}; use more --words or --clips-per-word")
+        raise TalkfaceError(
+            f"the train split has fewer clips than one batch of {batch_size}; use more --words or --clips-per-word"
+        )
     if len(sizes) >= 3:
         count, seconds = sum(sizes[1:]), times[-1] - times[0]
     else:
         count, seconds = sum(sizes), times[-1] - started
-    return {"batch_size": batch_size, "workers": workers, "samples": count, "batches": len(sizes),
-            "samples_per_second": round(count / seconds, 1)}, kept
+    return {
+        "batch_size": batch_size,
+        "workers": workers,
+        "samples": count,
+        "batches": len(sizes),
+        "samples_per_second": round(count / seconds, 1),
+    }, kept
 
 
 def training_rate(model: L.LightningModule, batches: list[dict], steps: int, accelerator: str, precision: str) -> dict:
@@ -55,8 +68,15 @@ def training_rate(model: L.LightningModule, batches: list[dict], steps: int, acc
     timer = _StepTimer(warmup=2)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     trainer = L.Trainer(
-        accelerator=accelerator, devices=1, precision=precision, max_epochs=1, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+        accelerator=accelerator,
+        devices=1,
+        precision=precision,
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
         callbacks=[timer],
     )
     with warnings.catch_warnings():
@@ -64,9 +84,14 @@ def training_rate(model: L.LightningModule, batches: list[dict], steps: int, acc
         trainer.fit(model, train_dataloaders=DataLoader(_Repeat(batches, steps + timer.warmup), batch_size=None))
     batch_size = len(batches[0]["id"])
     seconds = sum(timer.durations)
-    return {"batch_size": batch_size, "steps": len(timer.durations), "accelerator": accelerator, "precision": precision,
-            "seconds_per_step": round(seconds / len(timer.durations), 4),
-            "samples_per_second": round(batch_size * len(timer.durations) / seconds, 1)}
+    return {
+        "batch_size": batch_size,
+        "steps": len(timer.durations),
+        "accelerator": accelerator,
+        "precision": precision,
+        "seconds_per_step": round(seconds / len(timer.durations), 4),
+        "samples_per_second": round(batch_size * len(timer.durations) / seconds, 1),
+    }
 
 
 class _Repeat(Dataset):

@@ -18,14 +18,22 @@ VARIANTS = {
     "+ semantic (word detector)": "losses/landmark/semantic",
     "all terms (+ audio-word, + sync)": "losses/landmark/all",
 }
-COLUMNS = {"test/lmd_mouth": "mouth LMD (px)", "test/velocity_error": "velocity error (px/frame)", "test/word_acc_predicted": "word acc. (predicted)"}
+COLUMNS = {
+    "test/lmd_mouth": "mouth LMD (px)",
+    "test/velocity_error": "velocity error (px/frame)",
+    "test/word_acc_predicted": "word acc. (predicted)",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-c", "--config", default="landmark/sample", help="stage-1 recipe: a packaged name or a YAML file")
+    parser.add_argument(
+        "-c", "--config", default="landmark/sample", help="stage-1 recipe: a packaged name or a YAML file"
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"), help="folder for the runs and the table")
     parser.add_argument("--max-epochs", type=int, default=None, help="override the recipe's epochs (shorter runs)")
-    parser.add_argument("overrides", nargs="*", help="extra Lightning CLI overrides after --, e.g. -- --data.num_workers=2")
+    parser.add_argument(
+        "overrides", nargs="*", help="extra Lightning CLI overrides after --, e.g. -- --data.num_workers=2"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,16 +41,39 @@ def run(args: argparse.Namespace) -> int:
     rows = {}
     for index, (name, loss_set) in enumerate(VARIANTS.items()):
         root = args.out / f"variant{index}"
-        common = ["-c", args.config, "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false", *args.overrides]
+        common = [
+            "-c",
+            args.config,
+            "--trainer.default_root_dir",
+            str(root),
+            "--trainer.enable_progress_bar",
+            "false",
+            *args.overrides,
+        ]
         losses = json.dumps(load_composed(loss_set)["model"]["init_args"]["losses"])
         fit = ["fit", *common, "--model.init_args.losses", losses]
         if args.max_epochs:
-            fit += ["--trainer.max_epochs", str(args.max_epochs), "--model.init_args.lr_decay_epochs", str(args.max_epochs)]
+            fit += [
+                "--trainer.max_epochs",
+                str(args.max_epochs),
+                "--model.init_args.lr_decay_epochs",
+                str(args.max_epochs),
+            ]
         started = time.perf_counter()
         print(f"talkface ablate: [{index + 1}/{len(VARIANTS)}] {name}", file=sys.stderr, flush=True)
         run_talkface(fit)
-        test = ["test", *common, "--model.init_args.losses", losses, "--ckpt_path", "best",
-                "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.init_args.save_dir", str(root / "test")]
+        test = [
+            "test",
+            *common,
+            "--model.init_args.losses",
+            losses,
+            "--ckpt_path",
+            "best",
+            "--trainer.logger",
+            "lightning.pytorch.loggers.CSVLogger",
+            "--trainer.logger.init_args.save_dir",
+            str(root / "test"),
+        ]
         run_talkface(test)
         rows[name] = read_test_metrics(root / "test") | {"minutes": (time.perf_counter() - started) / 60}
     table = markdown_table(rows)
@@ -58,7 +89,9 @@ def markdown_table(rows: dict[str, dict]) -> str:
     baseline = {k.replace("still_identity/", ""): v for k, v in first.items() if "still_identity" in k}
     header = "| variant | " + " | ".join(COLUMNS.values()) + " |"
     lines = [header, "|" + "---|" * (len(COLUMNS) + 1)]
-    lines.append("| identity landmarks held still (baseline) | " + " | ".join(_fmt(baseline.get(k)) for k in COLUMNS) + " |")
+    lines.append(
+        "| identity landmarks held still (baseline) | " + " | ".join(_fmt(baseline.get(k)) for k in COLUMNS) + " |"
+    )
     for name, values in rows.items():
         lines.append(f"| {name} | " + " | ".join(_fmt(values.get(k)) for k in COLUMNS) + " |")
     return "\n".join(lines)

@@ -32,7 +32,12 @@ QUICK = DemoPlan({"num_words": 4, "train": 4, "val": 2, "test": 2, "seed": 0}, 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=Path("talkface_demo"), help="folder for everything the demo makes (default talkface_demo)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("talkface_demo"),
+        help="folder for everything the demo makes (default talkface_demo)",
+    )
     parser.add_argument("--quick", action="store_true", help="a smaller sample and shorter training (about 3 minutes)")
     parser.add_argument("--image", help="make the final video from this photo instead of the sample's face")
     parser.add_argument("--audio", help="make the final video from this speech instead of a synthesised sentence")
@@ -55,28 +60,72 @@ def run(args: argparse.Namespace) -> int:
     steps.begin("preparing it: landmarks, aligned crops, audio features")
     prepare_dataset(PrepareSettings(src=raw, out=prepared))
 
-    data = ["--data.data_dir", str(prepared), "--data.raw_dir", "null", "--data.sample", "null", "--data.num_workers", "1"]
+    data = [
+        "--data.data_dir",
+        str(prepared),
+        "--data.raw_dir",
+        "null",
+        "--data.sample",
+        "null",
+        "--data.num_workers",
+        "1",
+    ]
     stages = {
-        "landmark": ("stage 1 (audio → landmarks)", ["--trainer.max_epochs", str(plan.landmark_epochs),
-                     "--model.init_args.lr_decay_epochs", str(plan.landmark_epochs),
-                     "--trainer.check_val_every_n_epoch", str(max(plan.landmark_epochs // 4, 1))]),
-        "generator": (f"stage 2 (landmarks → face, at most {_duration(plan.generator_time)})",
-                      ["--trainer.max_epochs", str(plan.generator_epochs), "--trainer.max_time", plan.generator_time,
-                       "--model.init_args.eval_frame_stride", str(plan.eval_frame_stride),
-                       "--trainer.check_val_every_n_epoch", str(plan.generator_val_every)]),
+        "landmark": (
+            "stage 1 (audio → landmarks)",
+            [
+                "--trainer.max_epochs",
+                str(plan.landmark_epochs),
+                "--model.init_args.lr_decay_epochs",
+                str(plan.landmark_epochs),
+                "--trainer.check_val_every_n_epoch",
+                str(max(plan.landmark_epochs // 4, 1)),
+            ],
+        ),
+        "generator": (
+            f"stage 2 (landmarks → face, at most {_duration(plan.generator_time)})",
+            [
+                "--trainer.max_epochs",
+                str(plan.generator_epochs),
+                "--trainer.max_time",
+                plan.generator_time,
+                "--model.init_args.eval_frame_stride",
+                str(plan.eval_frame_stride),
+                "--trainer.check_val_every_n_epoch",
+                str(plan.generator_val_every),
+            ],
+        ),
     }
     metrics, checkpoints = {}, {}
     for stage, (title, extra) in stages.items():
         root = out / "runs" / stage
-        common = ["-c", str(find_recipe(f"{stage}/sample")), *data, "--trainer.default_root_dir", str(root),
-                  "--trainer.enable_progress_bar", "false", *extra]
+        common = [
+            "-c",
+            str(find_recipe(f"{stage}/sample")),
+            *data,
+            "--trainer.default_root_dir",
+            str(root),
+            "--trainer.enable_progress_bar",
+            "false",
+            *extra,
+        ]
         steps.begin(f"training {title}")
         run_talkface(["fit", *common])
         checkpoints[stage] = best_or_last(root)
         steps.begin(f"testing {title.split(' (')[0]} on {plan.sample['num_words'] * counts['test']} held-out clips")
         test_dir = root / "test"
-        run_talkface(["test", *common, "--ckpt_path", str(checkpoints[stage]),
-                      "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.init_args.save_dir", str(test_dir)])
+        run_talkface(
+            [
+                "test",
+                *common,
+                "--ckpt_path",
+                str(checkpoints[stage]),
+                "--trainer.logger",
+                "lightning.pytorch.loggers.CSVLogger",
+                "--trainer.logger.init_args.save_dir",
+                str(test_dir),
+            ]
+        )
         metrics[stage] = read_test_metrics(test_dir)
     (out / "demo_metrics.json").write_text(json.dumps(metrics, indent=2))
 
@@ -137,19 +186,21 @@ def summary(out: Path, checkpoints: dict, metrics: dict, video, seconds: float) 
     def value(table: dict, key: str, scale: float = 1.0, digits: int = 3) -> str:
         return f"{table[key] * scale:.{digits}f}" if key in table else "–"
 
-    return "\n".join([
-        f"talkface demo: done in {seconds / 60:.1f} min; everything is in {out}/",
-        f"  video:              {video.path} ({video.frames} frames, {video.audio_seconds:.1f} s, {video.fps:.0f} frames/s to make)",
-        f"  stage-1 checkpoint: {checkpoints['landmark']}",
-        f"  stage-2 checkpoint: {checkpoints['generator']}",
-        "  test metrics (held-out clips; lower LMD is better):",
-        f"    stage 1: mouth LMD {value(one, 'test/lmd_mouth')} px (identity held still: {value(one, 'test/still_identity/lmd_mouth')}), "
-        f"word accuracy {value(one, 'test/word_acc_predicted', 100, 1)} %",
-        f"    stage 2: mouth PSNR {value(two, 'test/mouth_psnr', 1, 2)} dB (copy the reference: {value(two, 'test/copy_reference/mouth_psnr', 1, 2)}), "
-        f"re-detected mouth LMD {value(two, 'test/lmd_mouth')} px (copy the reference: {value(two, 'test/copy_reference/lmd_mouth')})",
-        f"  next: talkface generate --image YOUR_PHOTO --audio YOUR_SPEECH --landmark-ckpt {checkpoints['landmark']} "
-        f"--generator-ckpt {checkpoints['generator']} --out talking.mp4",
-    ])
+    return "\n".join(
+        [
+            f"talkface demo: done in {seconds / 60:.1f} min; everything is in {out}/",
+            f"  video:              {video.path} ({video.frames} frames, {video.audio_seconds:.1f} s, {video.fps:.0f} frames/s to make)",
+            f"  stage-1 checkpoint: {checkpoints['landmark']}",
+            f"  stage-2 checkpoint: {checkpoints['generator']}",
+            "  test metrics (held-out clips; lower LMD is better):",
+            f"    stage 1: mouth LMD {value(one, 'test/lmd_mouth')} px (identity held still: {value(one, 'test/still_identity/lmd_mouth')}), "
+            f"word accuracy {value(one, 'test/word_acc_predicted', 100, 1)} %",
+            f"    stage 2: mouth PSNR {value(two, 'test/mouth_psnr', 1, 2)} dB (copy the reference: {value(two, 'test/copy_reference/mouth_psnr', 1, 2)}), "
+            f"re-detected mouth LMD {value(two, 'test/lmd_mouth')} px (copy the reference: {value(two, 'test/copy_reference/lmd_mouth')})",
+            f"  next: talkface generate --image YOUR_PHOTO --audio YOUR_SPEECH --landmark-ckpt {checkpoints['landmark']} "
+            f"--generator-ckpt {checkpoints['generator']} --out talking.mp4",
+        ]
+    )
 
 
 def _duration(max_time: str) -> str:

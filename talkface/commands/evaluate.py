@@ -23,19 +23,46 @@ example (the built-in sample, the ablations, the full model and the generator):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--data", type=Path, required=True, metavar="DIR", help="a prepared dataset folder (talkface prepare)")
+    parser.add_argument(
+        "--data", type=Path, required=True, metavar="DIR", help="a prepared dataset folder (talkface prepare)"
+    )
     parser.add_argument("--split", default="test", help="the split to evaluate on (default: test)")
-    parser.add_argument("--landmark", action="append", default=[], metavar="[NAME=]CKPT", help="a stage-1 checkpoint (repeatable)")
-    parser.add_argument("--generator", action="append", default=[], metavar="[NAME=]CKPT", help="a stage-2 checkpoint (repeatable)")
-    parser.add_argument("--ablation-dir", type=Path, metavar="DIR", help="the --out folder of `talkface ablate`: adds its variants as stage-1 rows")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="where evaluation.md and evaluation.json go (default: runs/evaluation/<data folder name>)")
-    parser.add_argument("--frame-stride", type=int, default=4, metavar="N",
-                        help="stage 2 scores every n-th frame from frame 1 (default 4; 1 = all, slower: dlib re-detects each)")
-    parser.add_argument("--limit-batches", type=int, default=None, metavar="N", help="evaluate only the first N batches of the split")
+    parser.add_argument(
+        "--landmark", action="append", default=[], metavar="[NAME=]CKPT", help="a stage-1 checkpoint (repeatable)"
+    )
+    parser.add_argument(
+        "--generator", action="append", default=[], metavar="[NAME=]CKPT", help="a stage-2 checkpoint (repeatable)"
+    )
+    parser.add_argument(
+        "--ablation-dir",
+        type=Path,
+        metavar="DIR",
+        help="the --out folder of `talkface ablate`: adds its variants as stage-1 rows",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="where evaluation.md and evaluation.json go (default: runs/evaluation/<data folder name>)",
+    )
+    parser.add_argument(
+        "--frame-stride",
+        type=int,
+        default=4,
+        metavar="N",
+        help="stage 2 scores every n-th frame from frame 1 (default 4; 1 = all, slower: dlib re-detects each)",
+    )
+    parser.add_argument(
+        "--limit-batches", type=int, default=None, metavar="N", help="evaluate only the first N batches of the split"
+    )
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="clips per batch (default 8)")
     parser.add_argument("--num-workers", type=int, default=0, metavar="N", help="data loader processes (default 0)")
-    parser.add_argument("--no-end-to-end", dest="end_to_end", action="store_false",
-                        help="skip the chained stage 1 → stage 2 rows (one generator run per landmark checkpoint)")
+    parser.add_argument(
+        "--no-end-to-end",
+        dest="end_to_end",
+        action="store_false",
+        help="skip the chained stage 1 → stage 2 rows (one generator run per landmark checkpoint)",
+    )
     parser.add_argument("--accelerator", default="auto", help="auto (default), cpu, gpu, ...")
 
 
@@ -57,8 +84,13 @@ def run(args: argparse.Namespace) -> int:
     landmarks, generators, notes = _checkpoints(args)
     landmark_models, generator_models = load_all(landmarks, LandmarkModule), load_all(generators, FaceGenModule)
     settings = Settings(
-        data_dir=args.data, split=args.split, batch_size=args.batch_size, num_workers=args.num_workers,
-        frame_stride=args.frame_stride, limit_batches=args.limit_batches, accelerator=args.accelerator,
+        data_dir=args.data,
+        split=args.split,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        frame_stride=args.frame_stride,
+        limit_batches=args.limit_batches,
+        accelerator=args.accelerator,
     )
     meta = read_meta(settings)
     clips = clips_evaluated(settings, meta)
@@ -67,36 +99,60 @@ def run(args: argparse.Namespace) -> int:
         f"talkface evaluate: {len(landmarks)} stage-1 and {len(generators)} stage-2 checkpoint(s)"
         + (f" and {pairs} end-to-end pair(s)" if pairs else "")
         + f" on {clips} {args.split} clips of {args.data}",
-        file=sys.stderr, flush=True,
+        file=sys.stderr,
+        flush=True,
     )
     result = evaluate(landmark_models, generator_models, settings, meta, end_to_end=args.end_to_end)
     notes += result.notes
     seconds = time.perf_counter() - started
 
     text = captions(
-        data=str(args.data), split=args.split, clips=clips, total_clips=meta["clips"], layout=meta.get("layout", "?"),
-        labelled=bool(meta["vocabulary"]), frame_stride=args.frame_stride, crop_size=int(meta["crop_size"]),
-        box_fraction=DEFAULT_BOX_FRACTION, generator=generators[0].name if len(generators) == 1 else None,
+        data=str(args.data),
+        split=args.split,
+        clips=clips,
+        total_clips=meta["clips"],
+        layout=meta.get("layout", "?"),
+        labelled=bool(meta["vocabulary"]),
+        frame_stride=args.frame_stride,
+        crop_size=int(meta["crop_size"]),
+        box_fraction=DEFAULT_BOX_FRACTION,
+        generator=generators[0].name if len(generators) == 1 else None,
     )
     device = _device(args.accelerator)
     footer = f"Wall time {seconds / 60:.1f} min on {device} (`talkface evaluate`; per row in evaluation.json)."
     if notes:
         footer += "\n\n" + "\n".join(f"Note: {note}" for note in notes)
     report = markdown_report(result.tables, text, f"Evaluation on `{args.data}` ({args.split} split)", footer)
-    out = args.out or Path("runs/evaluation") / (args.data.resolve().name + ("" if args.split == "test" else f"-{args.split}"))
-    write_json(out / "evaluation.json", {
-        "data": str(args.data), "split": args.split, "clips": clips, "split_clips": meta["clips"],
-        "layout": meta.get("layout"), "frame_stride": args.frame_stride, "limit_batches": args.limit_batches,
-        "batch_size": args.batch_size, "device": device, "seconds": round(seconds, 1), "notes": notes,
-        "captions": text, "tables": {key: [row.to_json() for row in rows] for key, rows in result.tables.items()},
-    })
+    out = args.out or Path("runs/evaluation") / (
+        args.data.resolve().name + ("" if args.split == "test" else f"-{args.split}")
+    )
+    write_json(
+        out / "evaluation.json",
+        {
+            "data": str(args.data),
+            "split": args.split,
+            "clips": clips,
+            "split_clips": meta["clips"],
+            "layout": meta.get("layout"),
+            "frame_stride": args.frame_stride,
+            "limit_batches": args.limit_batches,
+            "batch_size": args.batch_size,
+            "device": device,
+            "seconds": round(seconds, 1),
+            "notes": notes,
+            "captions": text,
+            "tables": {key: [row.to_json() for row in rows] for key, rows in result.tables.items()},
+        },
+    )
     write_atomic(out / "evaluation.md", report)
     print(report, end="")
     for note in notes:
         print(f"talkface evaluate: note: {note}", file=sys.stderr)
     rows = sum(not row.baseline for rows in result.tables.values() for row in rows)
-    print(f"talkface evaluate: {rows} rows in {seconds:.0f} s; wrote {out / 'evaluation.md'} and {out / 'evaluation.json'}",
-          file=sys.stderr)
+    print(
+        f"talkface evaluate: {rows} rows in {seconds:.0f} s; wrote {out / 'evaluation.md'} and {out / 'evaluation.json'}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -119,8 +175,12 @@ def _checkpoints(args: argparse.Namespace):
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
-    for option, value, least in (("--frame-stride", args.frame_stride, 1), ("--batch-size", args.batch_size, 1),
-                                 ("--limit-batches", args.limit_batches, 1), ("--num-workers", args.num_workers, 0)):
+    for option, value, least in (
+        ("--frame-stride", args.frame_stride, 1),
+        ("--batch-size", args.batch_size, 1),
+        ("--limit-batches", args.limit_batches, 1),
+        ("--num-workers", args.num_workers, 0),
+    ):
         if value is not None and value < least:
             raise TalkfaceError(f"{option} must be at least {least}, got {value}")
 

@@ -17,10 +17,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--backend", default="dlib", choices=BACKENDS, help="landmark backend for --face (the same names as generate's)"
     )
 
+
 def run(args: argparse.Namespace) -> int:
     for path in args.paths:
         print(describe(path, args.face, args.backend))
     return 0
+
 
 def describe(path: Path, face: bool = False, backend: str = "dlib") -> str:
     from talkface.media import read_audio, read_image, read_video
@@ -49,4 +51,3 @@ def describe(path: Path, face: bool = False, backend: str = "dlib") -> str:
         right, bottom = points.max(axis=0)
         line += f", face at x {left:.0f}-{right:.0f} y {top:.0f}-{bottom:.0f}"
     return line
-

@@ -12,16 +12,22 @@ from talkface.faces import BACKENDS
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--src", type=Path, required=True, help="raw dataset root")
     parser.add_argument(
-        "--out", type=Path, required=True,
+        "--out",
+        type=Path,
+        required=True,
         help="prepared dataset folder: new or empty, or an earlier prepare's (resumed); not --src nor holding it",
     )
     parser.add_argument("--layout", default="auto", choices=["auto", "lrw", "grid", "folder"])
     parser.add_argument("--crop", type=int, default=128, choices=[128, 256], help="aligned crop size in pixels")
-    parser.add_argument("--backend", default="dlib", choices=BACKENDS, help="landmark backend: dlib (offline) or face_alignment")
+    parser.add_argument(
+        "--backend", default="dlib", choices=BACKENDS, help="landmark backend: dlib (offline) or face_alignment"
+    )
     parser.add_argument("--workers", type=int, default=2, help="parallel processes")
     parser.add_argument("--splits", default="train,val,test", help="comma-separated splits to prepare")
     parser.add_argument("--window", type=int, default=29, help="grid/folder: frames per sample (0: whole clip)")
-    parser.add_argument("--stride", type=int, default=None, help="grid/folder: frames between windows (default: window)")
+    parser.add_argument(
+        "--stride", type=int, default=None, help="grid/folder: frames between windows (default: window)"
+    )
     parser.add_argument("--split-ratios", default="0.8,0.1,0.1", help="grid/folder: train,val,test shares by clip name")
     parser.add_argument("--features", default="mel", choices=["mel", "mfcc"], help="audio features")
     parser.add_argument("--n-mels", type=int, default=80)
@@ -38,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         ratios = tuple(float(x) for x in args.split_ratios.split(","))
     except ValueError:
-        raise TalkfaceError(f"--split-ratios must be three numbers like 0.8,0.1,0.1, got {args.split_ratios!r}") from None
+        raise TalkfaceError(
+            f"--split-ratios must be three numbers like 0.8,0.1,0.1, got {args.split_ratios!r}"
+        ) from None
     if len(ratios) != 3:
         raise TalkfaceError(f"--split-ratios needs three numbers (train,val,test), got {args.split_ratios!r}")
     options = dict(
@@ -65,5 +73,7 @@ def run(args: argparse.Namespace) -> int:
     features = FeatureConfig(kind=args.features, n_mels=args.n_mels, context=args.context)
     report = prepare_dataset(PrepareSettings(**options, features=features))
     if report.total_samples == 0:
-        raise TalkfaceError(f"nothing was prepared: all {len(report.skipped)} clips were skipped (see {args.out}/report.json)")
+        raise TalkfaceError(
+            f"nothing was prepared: all {len(report.skipped)} clips were skipped (see {args.out}/report.json)"
+        )
     return 0

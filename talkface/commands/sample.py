@@ -20,13 +20,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", required=True, help="output folder (LRW layout), new or empty; re-running completes it"
     )
-    parser.add_argument("--num-words", type=int, default=10, help="how many LRW words, spread over the alphabet (default 10)")
+    parser.add_argument(
+        "--num-words", type=int, default=10, help="how many LRW words, spread over the alphabet (default 10)"
+    )
     parser.add_argument("--words", help="comma-separated LRW words instead, e.g. ABOUT,ABSOLUTELY")
     parser.add_argument("--clips-per-word", type=int, default=5, help="clips per word, split ~60/20/20 (default 5)")
     parser.add_argument("--train", type=int, help="clips per word in train (overrides the split of --clips-per-word)")
     parser.add_argument("--val", type=int, help="clips per word in val")
     parser.add_argument("--test", type=int, help="clips per word in test")
-    parser.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same files (default 0)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed: the same seed gives the same files (default 0)"
+    )
     parser.add_argument("--faces", metavar="DIR", help="folder of extra face photos to animate besides the astronaut")
     parser.add_argument(
         "--workers", type=int, default=min(4, os.cpu_count() or 1), help="parallel processes (default: up to 4 cores)"

@@ -19,7 +19,15 @@ from talkface.networks.pixel_range import to_unit
 
 
 class EndToEnd(L.LightningModule):
-    data_fields = ("id", "audio_windows", "identity_landmarks", "landmarks", "frames", "reference_frame", "reference_landmarks")
+    data_fields = (
+        "id",
+        "audio_windows",
+        "identity_landmarks",
+        "landmarks",
+        "frames",
+        "reference_frame",
+        "reference_landmarks",
+    )
 
     def __init__(self, landmark_model: LandmarkModule, generator: FaceGenModule, frame_stride: int) -> None:
         super().__init__()
@@ -35,10 +43,14 @@ class EndToEnd(L.LightningModule):
         frames, truth, drive = batch["frames"][:, 1::stride], batch["landmarks"][:, 1::stride], predicted[:, 1::stride]
         clips, count = frames.shape[:2]
         if self.generator.hparams.use_previous_frame:
-            generated = torch.cat([
-                self.generator.render_sequence(to_unit(batch["reference_frame"][i]), batch["reference_landmarks"][i], drive[i])
-                for i in range(clips)
-            ])
+            generated = torch.cat(
+                [
+                    self.generator.render_sequence(
+                        to_unit(batch["reference_frame"][i]), batch["reference_landmarks"][i], drive[i]
+                    )
+                    for i in range(clips)
+                ]
+            )
         else:
             reference = to_unit(batch["reference_frame"]).repeat_interleave(count, 0)
             reference_landmarks = batch["reference_landmarks"].repeat_interleave(count, 0)

@@ -98,7 +98,7 @@ def markdown_table(rows: list[Row], columns: tuple[Column, ...]) -> str:
             if line[index] == best:
                 line[index] = f"**{best}**"
     lines = ["| | " + " | ".join(c.title for c in columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    lines += [f"| {row.name} | " + " | ".join(line) + " |" for row, line in zip(rows, cells)]
+    lines += [f"| {row.name} | " + " | ".join(line) + " |" for row, line in zip(rows, cells, strict=False)]
     return "\n".join(lines)
 
 
@@ -129,13 +129,24 @@ def write_json(path: Path, data: dict) -> None:
     write_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
-def captions(data: str, split: str, clips: int, total_clips: int, layout: str, labelled: bool, frame_stride: int,
-             crop_size: int, box_fraction: float, generator: str | None) -> dict[str, str]:
+def captions(
+    data: str,
+    split: str,
+    clips: int,
+    total_clips: int,
+    layout: str,
+    labelled: bool,
+    frame_stride: int,
+    crop_size: int,
+    box_fraction: float,
+    generator: str | None,
+) -> dict[str, str]:
     """What each table measured, in words: the clips, the frames and the units."""
     subset = f"the first {clips} of {total_clips}" if clips < total_clips else f"all {clips}"
     where = f"{subset} `{split}` clips of `{data}` ({layout} layout{'' if labelled else ', no word labels'})"
     frames = (
-        f"every {_ordinal(frame_stride)} frame from frame 1 (frame 0 is the reference)" if frame_stride > 1
+        f"every {_ordinal(frame_stride)} frame from frame 1 (frame 0 is the reference)"
+        if frame_stride > 1
         else "every frame but frame 0 (the reference)"
     )
     box = round(box_fraction * crop_size)

@@ -109,7 +109,9 @@ def ablation_checkpoints(folder: Path) -> tuple[list[Checkpoint], list[str]]:
         else:
             notes.append(f"ablation variant {index} ({name}) not found under {folder}: left out")
     if not found:
-        raise TalkfaceError(f"--ablation-dir {folder}: no variant0, variant1, ... folders (made by `talkface ablate --out {folder}`)")
+        raise TalkfaceError(
+            f"--ablation-dir {folder}: no variant0, variant1, ... folders (made by `talkface ablate --out {folder}`)"
+        )
     return found, notes
 
 
@@ -123,7 +125,9 @@ def read_meta(settings: Settings) -> dict:
             f"--data {settings.data_dir}: not a prepared dataset (no meta.json); make one with "
             f"`talkface prepare --src RAW --out {settings.data_dir}`"
         )
-    data = LRWDataModule(str(settings.data_dir), batch_size=settings.batch_size, num_workers=0, test_split=settings.split)
+    data = LRWDataModule(
+        str(settings.data_dir), batch_size=settings.batch_size, num_workers=0, test_split=settings.split
+    )
     meta = dict(data.meta)
     meta["clips"] = len(data.dataset(settings.split))
     return meta
@@ -189,7 +193,7 @@ def quiet():
         try:
             yield
         finally:
-            for logger, level in zip(loggers, levels):
+            for logger, level in zip(loggers, levels, strict=False):
                 logger.setLevel(level)
 
 
@@ -200,13 +204,20 @@ def test_metrics(model, fields, settings: Settings) -> dict[str, float]:
     from datamodules import LRWDataModule
 
     data = LRWDataModule(
-        str(settings.data_dir), batch_size=settings.batch_size, num_workers=settings.num_workers,
-        fields=list(fields), test_split=settings.split,
+        str(settings.data_dir),
+        batch_size=settings.batch_size,
+        num_workers=settings.num_workers,
+        fields=list(fields),
+        test_split=settings.split,
     )
     with quiet():
         trainer = L.Trainer(
-            accelerator=settings.accelerator, devices=1, logger=False, enable_progress_bar=False,
-            enable_model_summary=False, enable_checkpointing=False,
+            accelerator=settings.accelerator,
+            devices=1,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            enable_checkpointing=False,
             limit_test_batches=settings.limit_batches if settings.limit_batches is not None else 1.0,
         )
         results = trainer.test(model, datamodule=data, verbose=False)
@@ -275,7 +286,12 @@ def evaluate(
             own["word_acc_predicted"] = own["word_acc_true"] = None
         if not result.tables["stage1"]:
             result.tables["stage1"].append(Row(LANDMARK_BASELINE, baseline, baseline=True))
-        row = Row(item.checkpoint.name, own, checkpoints={"landmark": str(item.checkpoint.path)}, seconds=time.perf_counter() - started)
+        row = Row(
+            item.checkpoint.name,
+            own,
+            checkpoints={"landmark": str(item.checkpoint.path)},
+            seconds=time.perf_counter() - started,
+        )
         add("stage1", row, f"mouth LMD {own['lmd_mouth']:.3f} px, word acc. {_percent(own['word_acc_predicted'])}")
 
     for item in generators:
@@ -283,16 +299,27 @@ def evaluate(
         own, baseline = split_baseline(test_metrics(item.model, item.model.data_fields, settings), "copy_reference")
         if not result.tables["stage2"]:
             result.tables["stage2"].append(Row(FRAME_BASELINE, baseline, baseline=True))
-        row = Row(item.checkpoint.name, own, checkpoints={"generator": str(item.checkpoint.path)}, seconds=time.perf_counter() - started)
+        row = Row(
+            item.checkpoint.name,
+            own,
+            checkpoints={"generator": str(item.checkpoint.path)},
+            seconds=time.perf_counter() - started,
+        )
         add("stage2", row, f"PSNR {own['psnr']:.2f} dB, mouth LMD {own['lmd_mouth']:.3f} px")
 
     for landmark, generator in pairs:
         started = time.perf_counter()
         if not result.tables["end_to_end"]:  # the very frames of stage 2's baseline row
-            result.tables["end_to_end"].append(Row(FRAME_BASELINE, dict(result.tables["stage2"][0].metrics), baseline=True))
+            result.tables["end_to_end"].append(
+                Row(FRAME_BASELINE, dict(result.tables["stage2"][0].metrics), baseline=True)
+            )
         chain = EndToEnd(landmark.model, generator.model, settings.frame_stride)
         own = test_metrics(chain, chain.data_fields, settings)
-        name = landmark.checkpoint.name if len(generators) == 1 else f"{landmark.checkpoint.name} → {generator.checkpoint.name}"
+        name = (
+            landmark.checkpoint.name
+            if len(generators) == 1
+            else f"{landmark.checkpoint.name} → {generator.checkpoint.name}"
+        )
         paths = {"landmark": str(landmark.checkpoint.path), "generator": str(generator.checkpoint.path)}
         row = Row(name, own, checkpoints=paths, seconds=time.perf_counter() - started)
         add("end_to_end", row, f"PSNR {own['psnr']:.2f} dB, mouth LMD {own['lmd_mouth']:.3f} px")

@@ -73,7 +73,7 @@ class DlibExtractor(LandmarkExtractor):
         for upsample in self.upsample_steps(image):
             rects, scores, _ = self._detector.run(image, upsample, 0.0)  # boxes in original pixels
             if len(rects):
-                ranked = sorted(zip(scores, rects), key=lambda pair: -pair[0])
+                ranked = sorted(zip(scores, rects, strict=False), key=lambda pair: -pair[0])
                 kept = [ranked[0][1]] + [r for score, r in ranked[1:] if score >= SECOND_FACE_SCORE]
                 # dlib's right/bottom are inclusive pixel indices; +1 gives the box's edge.
                 return [(float(r.left()), float(r.top()), float(r.right() + 1), float(r.bottom() + 1)) for r in kept]

@@ -48,9 +48,7 @@ class LandmarkExtractor(ABC):
                 "well-lit face at least ~60 px wide"
             )
         if len(boxes) > 1:
-            warnings.warn(
-                f"{len(boxes)} faces found in {name}; using the largest", SeveralFacesWarning, stacklevel=2
-            )
+            warnings.warn(f"{len(boxes)} faces found in {name}; using the largest", SeveralFacesWarning, stacklevel=2)
         return self.fit(image, largest_box(boxes))
 
 

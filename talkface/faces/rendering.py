@@ -115,9 +115,7 @@ def render_heatmaps_torch(points, size: int, sigma: float = 2.0, groups: str | S
     return torch.stack(channels, dim=1)
 
 
-def render_contours(
-    points: np.ndarray, size: int, thickness: int = 1, color: bool = True
-) -> np.ndarray:
+def render_contours(points: np.ndarray, size: int, thickness: int = 1, color: bool = True) -> np.ndarray:
     """The face's parts as anti-aliased polylines on black: (size, size, 3) RGB uint8, one colour
     per part, or (size, size) uint8 white lines when `color` is False."""
     image = np.zeros((size, size, 3) if color else (size, size), dtype=np.uint8)

@@ -21,9 +21,10 @@ import numpy as np
 from talkface.faces.layout import CHIN, EYES, JAW, LEFT_BROW, LEFT_EYE, MOUTH, NUM_POINTS, RIGHT_BROW, RIGHT_EYE, span
 
 TEMPLATE_FILE = Path(__file__).with_name("template_68.json")
-DEFAULT_FACES = Path(
-    os.environ.get("TALKFACE_REAL_DATA", Path(__file__).resolve().parents[3] / "shared" / "data" / "real")
-) / "faces"
+DEFAULT_FACES = (
+    Path(os.environ.get("TALKFACE_REAL_DATA", Path(__file__).resolve().parents[3] / "shared" / "data" / "real"))
+    / "faces"
+)
 
 # Placement in the unit square (x right, y down): the face's symmetry axis at x = 0.5, the mean
 # mouth centre (points 48-67) at MOUTH_Y and the chin (point 8) at CHIN_Y. That fixes the scale;
@@ -107,7 +108,11 @@ def source_images(faces_dir: Path = DEFAULT_FACES) -> list[tuple[str, np.ndarray
 
     from talkface.media.image_io import read_image
 
-    images = [(p.name, read_image(p)) for p in sorted(Path(faces_dir).iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+    images = [
+        (p.name, read_image(p))
+        for p in sorted(Path(faces_dir).iterdir())
+        if p.suffix.lower() in (".jpg", ".jpeg", ".png")
+    ]
     return images + [("skimage.data.astronaut()", astronaut())]
 
 

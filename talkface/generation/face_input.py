@@ -31,7 +31,9 @@ def load_face(path: str | Path | np.ndarray, crop_size: int, backend: str = "dli
     if max(height, width) > max_side:
         scale = max_side / max(height, width)
         image = cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
-        notes.append(f"photo resized from {width}x{height} to {image.shape[1]}x{image.shape[0]} (--max-side {max_side})")
+        notes.append(
+            f"photo resized from {width}x{height} to {image.shape[1]}x{image.shape[0]} (--max-side {max_side})"
+        )
     # H.264 needs even sides: repeat the last row/column when one is odd.
     pad_y, pad_x = image.shape[0] % 2, image.shape[1] % 2
     if pad_y or pad_x:

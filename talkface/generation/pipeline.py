@@ -119,7 +119,13 @@ def generate(
         if written != total_frames:  # a bug, not a user error: never leave a short video behind
             raise RuntimeError(f"made {written} frames for {total_frames} frames of audio")
     return GenerationResult(
-        Path(out), written, summary.seconds, time.perf_counter() - started, first_frame or 0.0, (width, height), face.notes
+        Path(out),
+        written,
+        summary.seconds,
+        time.perf_counter() - started,
+        first_frame or 0.0,
+        (width, height),
+        face.notes,
     )
 
 
@@ -127,7 +133,9 @@ def check_audio(audio: str | Path):
     """Refuse audio that cannot make a video, before any work or output."""
     summary = probe_audio(audio)
     if summary.seconds < MIN_SECONDS:
-        raise MediaError(f"{audio}: the audio is too short ({summary.seconds:.2f} s); at least {MIN_SECONDS} s is needed")
+        raise MediaError(
+            f"{audio}: the audio is too short ({summary.seconds:.2f} s); at least {MIN_SECONDS} s is needed"
+        )
     if summary.peak < SILENCE_PEAK:
         raise MediaError(f"{audio}: the audio is silent (peak {summary.peak:.1e}); give a speech recording")
     return summary

@@ -38,7 +38,9 @@ class AudioSummary:
         return self.samples / self.sample_rate
 
 
-def stream_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, chunk_samples: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
+def stream_audio(
+    path: str | Path, sample_rate: int = SAMPLE_RATE, chunk_samples: int = SAMPLE_RATE
+) -> Iterator[np.ndarray]:
     """Mono float32 chunks of `chunk_samples` (the last one shorter) of the file's first audio stream."""
     with open_media(path) as container:
         if not container.streams.audio:

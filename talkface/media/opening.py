@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import av
 
@@ -31,8 +31,7 @@ def open_media(path: str | Path) -> Iterator[av.container.InputContainer]:
         container = av.open(str(path), mode="r")
     except av.FFmpegError as error:
         raise MediaError(
-            f"{path}: cannot be opened as audio/video; it is corrupt, truncated or not a media file "
-            f"({_reason(error)})"
+            f"{path}: cannot be opened as audio/video; it is corrupt, truncated or not a media file ({_reason(error)})"
         ) from None
     try:
         yield container

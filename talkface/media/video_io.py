@@ -54,9 +54,7 @@ def read_video(
         if not frames:
             raise MediaError(f"{path}: the video stream holds no decodable frames")
         if video.frames and len(frames) < video.frames - 1:
-            raise MediaError(
-                f"{path}: truncated video, decoded {len(frames)} of the {video.frames} frames it declares"
-            )
+            raise MediaError(f"{path}: truncated video, decoded {len(frames)} of the {video.frames} frames it declares")
 
         source_fps = float(video.average_rate or video.guessed_rate or fps)
         video_start = next((t for t in times if t is not None), 0.0)
@@ -71,15 +69,11 @@ def read_video(
 def _fill_times(times: list[float | None], source_fps: float) -> np.ndarray:
     """Frame timestamps relative to the first frame; frames without one are spaced evenly."""
     start = next((t for t in times if t is not None), 0.0)
-    filled = [
-        (t - start) if t is not None else i / source_fps for i, t in enumerate(times)
-    ]
+    filled = [(t - start) if t is not None else i / source_fps for i, t in enumerate(times)]
     return np.maximum.accumulate(np.asarray(filled, dtype=np.float64))
 
 
-def _resample_frames(
-    frames: list[np.ndarray], times: np.ndarray, source_fps: float, fps: float
-) -> np.ndarray:
+def _resample_frames(frames: list[np.ndarray], times: np.ndarray, source_fps: float, fps: float) -> np.ndarray:
     duration = times[-1] + 1.0 / source_fps
     count = max(1, int(round(duration * fps)))
     if count == len(frames) and abs(source_fps - fps) < 1e-3:

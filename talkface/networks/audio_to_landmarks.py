@@ -45,7 +45,9 @@ class AudioToLandmarks(nn.Module):
         audio, inputs = self.temporal_inputs(audio_windows, identity_landmarks)
         return {"landmarks": self.decode(self.temporal(inputs), identity_landmarks), "audio_embedding": audio}
 
-    def temporal_inputs(self, audio_windows: torch.Tensor, identity_landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def temporal_inputs(
+        self, audio_windows: torch.Tensor, identity_landmarks: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The audio embedding (B, T, A) and the temporal model's per-frame input (B, T, A + H)."""
         frames = audio_windows.shape[1]
         audio = self.audio_encoder(audio_windows)

@@ -50,7 +50,7 @@ def _contour_segments() -> tuple[list[int], list[int], list[int]]:
     starts, ends, channels = [], [], []
     for index, closed, _colour in CONTOURS:
         ids = list(index)
-        pairs = list(zip(ids[:-1], ids[1:])) + ([(ids[-1], ids[0])] if closed else [])
+        pairs = list(zip(ids[:-1], ids[1:], strict=False)) + ([(ids[-1], ids[0])] if closed else [])
         for a, b in pairs:
             starts.append(a)
             ends.append(b)
@@ -58,8 +58,9 @@ def _contour_segments() -> tuple[list[int], list[int], list[int]]:
     return starts, ends, channels
 
 
-def _splat_max(values: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, channel: torch.Tensor,
-               n_channels: int, size: int) -> torch.Tensor:
+def _splat_max(
+    values: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, channel: torch.Tensor, n_channels: int, size: int
+) -> torch.Tensor:
     """Merge per-item windows into images by max.
 
     values (N, n, W, W) at rows ys (N, n, W) and columns xs (N, n, W), all inside the image;
@@ -90,8 +91,14 @@ class LandmarkRenderer(nn.Module):
     Pixel coordinates are landmarks * size, as the data pipeline normalises them.
     """
 
-    def __init__(self, size: int = 128, mode: str = "heatmap", sigma: float = 2.0,
-                 groups: str | Sequence[Sequence[int]] = "parts", thickness: float = 1.0):
+    def __init__(
+        self,
+        size: int = 128,
+        mode: str = "heatmap",
+        sigma: float = 2.0,
+        groups: str | Sequence[Sequence[int]] = "parts",
+        thickness: float = 1.0,
+    ):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"landmark image mode must be one of {MODES}, got {mode!r}")

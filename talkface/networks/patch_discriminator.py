@@ -23,13 +23,12 @@ from talkface.networks.unet_generator import norm_layer
 def _check_patch_size(image_size: int, n_layers: int) -> None:
     # n_layers stride-2 convs, then two 4x4 stride-1 convs that each remove one pixel.
     if image_size // 2**n_layers < 3:
-        raise ValueError(
-            f"n_layers={n_layers} leaves no patch at {image_size}²: need image_size / 2**n_layers >= 3"
-        )
+        raise ValueError(f"n_layers={n_layers} leaves no patch at {image_size}²: need image_size / 2**n_layers >= 3")
 
 
-def _patch_blocks(in_channels: int, base_channels: int, n_layers: int, max_channels: int, norm: str,
-                  spectral_norm: bool, dims: int) -> nn.ModuleList:
+def _patch_blocks(
+    in_channels: int, base_channels: int, n_layers: int, max_channels: int, norm: str, spectral_norm: bool, dims: int
+) -> nn.ModuleList:
     """pix2pix's NLayerDiscriminator as a list of blocks (so each block's output is a feature).
 
     dims=2: 4x4 convs; dims=3: (3, 4, 4) convs that keep the number of frames (stride 1, pad 1 in time).

@@ -11,7 +11,9 @@ from torch import nn
 class TemporalModel(nn.Module):
     """(B, T, input_dim) → (B, T, hidden). `kind`: lstm | conv | transformer."""
 
-    def __init__(self, input_dim: int, hidden: int = 256, layers: int = 3, kind: str = "lstm", dropout: float = 0.0) -> None:
+    def __init__(
+        self, input_dim: int, hidden: int = 256, layers: int = 3, kind: str = "lstm", dropout: float = 0.0
+    ) -> None:
         super().__init__()
         if kind not in ("lstm", "conv", "transformer"):
             raise ValueError(f"temporal model must be lstm, conv or transformer, got {kind!r}")
@@ -19,7 +21,9 @@ class TemporalModel(nn.Module):
         self.hidden = hidden
         self.layers = layers
         if kind == "lstm":
-            self.net = nn.LSTM(input_dim, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
+            self.net = nn.LSTM(
+                input_dim, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0
+            )
         elif kind == "conv":
             blocks = [nn.Conv1d(input_dim, hidden, 1)]
             for layer in range(layers):
@@ -28,7 +32,9 @@ class TemporalModel(nn.Module):
             self.net = nn.Sequential(*blocks)
         else:
             self.inp = nn.Linear(input_dim, hidden)
-            layer = nn.TransformerEncoderLayer(hidden, nhead=4, dim_feedforward=hidden * 2, dropout=dropout, batch_first=True)
+            layer = nn.TransformerEncoderLayer(
+                hidden, nhead=4, dim_feedforward=hidden * 2, dropout=dropout, batch_first=True
+            )
             self.net = nn.TransformerEncoder(layer, layers)
 
     @property

@@ -141,12 +141,22 @@ class UNetGenerator(nn.Module):
         self.to_image = nn.Conv2d(widths[0], 3, 3, padding=1)
         self.to_mask = nn.Conv2d(widths[0], 1, 3, padding=1) if blend_with_reference else None
 
-    def forward(self, reference: torch.Tensor, target_landmarks: torch.Tensor,
-                reference_landmarks: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        reference: torch.Tensor,
+        target_landmarks: torch.Tensor,
+        reference_landmarks: torch.Tensor,
+        previous: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         return self.generate(reference, target_landmarks, reference_landmarks, previous).image
 
-    def generate(self, reference: torch.Tensor, target_landmarks: torch.Tensor,
-                 reference_landmarks: torch.Tensor, previous: torch.Tensor | None = None) -> GeneratorOutput:
+    def generate(
+        self,
+        reference: torch.Tensor,
+        target_landmarks: torch.Tensor,
+        reference_landmarks: torch.Tensor,
+        previous: torch.Tensor | None = None,
+    ) -> GeneratorOutput:
         """The frame, plus the raw generated pixels and the blend mask (for mask-weighted losses)."""
         size = self.image_size
         if reference.ndim != 4 or tuple(reference.shape[1:]) != (3, size, size):

@@ -58,7 +58,10 @@ class ProcessedVideo:
     @classmethod
     def from_arrays(cls, arrays) -> ProcessedVideo:
         detections, lost, seconds = arrays["stats"]
-        fields = {k: arrays[k] for k in ("frames_jpeg", "frame_offsets", "landmarks", "transforms", "audio", "features", "source_size")}
+        fields = {
+            k: arrays[k]
+            for k in ("frames_jpeg", "frame_offsets", "landmarks", "transforms", "audio", "features", "source_size")
+        }
         return cls(**fields, detections=int(detections), lost_frames=int(lost), seconds=float(seconds))
 
 
@@ -82,7 +85,9 @@ def process_source(source: Source, extractor: LandmarkExtractor, settings: Pipel
     frames = clip.frames
     if len(frames) < settings.min_frames:
         raise SkipClip(f"too short: {len(frames)} frames, at least {settings.min_frames} needed")
-    check_audio_covers_video(len(clip.audio), len(frames), settings.features.samples_per_frame, settings.features.sample_rate)
+    check_audio_covers_video(
+        len(clip.audio), len(frames), settings.features.samples_per_frame, settings.features.sample_rate
+    )
     if np.abs(clip.audio).max() < 1e-4:
         raise SkipClip("silent audio")
 
@@ -94,7 +99,10 @@ def process_source(source: Source, extractor: LandmarkExtractor, settings: Pipel
     raw = np.stack([estimate_alignment(points, settings.crop_size) for points in image_landmarks])
     transforms = smooth_transforms(raw, settings.smooth_window)
     landmarks = np.stack([transform_points(p, m) for p, m in zip(image_landmarks, transforms, strict=True)])
-    jpegs = [encode_jpeg(warp_to_crop(f, m, settings.crop_size), settings.jpeg_quality) for f, m in zip(frames, transforms, strict=True)]
+    jpegs = [
+        encode_jpeg(warp_to_crop(f, m, settings.crop_size), settings.jpeg_quality)
+        for f, m in zip(frames, transforms, strict=True)
+    ]
 
     samples = len(frames) * settings.features.samples_per_frame
     audio = np.zeros(samples, np.float32)

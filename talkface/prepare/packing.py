@@ -21,6 +21,8 @@ from talkface.prepare.samples import FRAME_FIELDS, LIGHT_FIELDS
 from talkface.prepare.settings import MARKER, check_split_folder, split_is_ours
 
 CHUNK_BYTES = "64MB"
+
+
 class SplitPacker:
     """Writes one split into `<out>/.<split>.partial` and moves it to `<out>/<split>` when done."""
 

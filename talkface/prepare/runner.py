@@ -62,9 +62,7 @@ def prepare_dataset(settings: PrepareSettings) -> PrepareReport:
         check_split_folder(out, split)
     window = 0 if layout == "lrw" else settings.window
     stride = settings.stride or window or 1
-    pipeline = PipelineSettings(
-        crop_size=settings.crop_size, features=settings.features, min_frames=max(window, 5)
-    )
+    pipeline = PipelineSettings(crop_size=settings.crop_size, features=settings.features, min_frames=max(window, 5))
 
     claim(out, MARKER, "prepare")
     store = WorkStore(out / "work")
@@ -132,7 +130,10 @@ def _run(todo: list[Source], settings: PrepareSettings, pipeline: PipelineSettin
     def record(outcome: Outcome) -> None:
         outcomes.append(outcome)
         frames = sum(o.frames for o in outcomes)
-        bar.set_postfix(frames_s=f"{frames / (time.perf_counter() - started):.0f}", skipped=sum(o.reason is not None for o in outcomes))
+        bar.set_postfix(
+            frames_s=f"{frames / (time.perf_counter() - started):.0f}",
+            skipped=sum(o.reason is not None for o in outcomes),
+        )
         bar.update()
 
     try:
@@ -168,8 +169,14 @@ def _pack(sources, store, out, window, stride, vocabulary, settings) -> dict:
                 continue
             video = store.load(source.id)
             for sample in cut_samples(
-                source, video, window, stride, vocabulary, settings.crop_size,
-                features.steps_per_frame, features.context,
+                source,
+                video,
+                window,
+                stride,
+                vocabulary,
+                settings.crop_size,
+                features.steps_per_frame,
+                features.context,
             ):
                 packer.add(sample)
                 if pca_split in (None, split):
@@ -204,7 +211,8 @@ def _vocabulary(src: Path, layout: str, exclude: Path | None = None) -> list[str
     if layout == "lrw":
         skip = exclude.resolve() if exclude is not None else None
         return sorted(
-            p.name for p in src.iterdir()
+            p.name
+            for p in src.iterdir()
             if p.is_dir() and p.resolve() != skip and any((p / s).is_dir() for s in LRW_SPLITS)
         )
     if layout == "grid":

@@ -22,13 +22,26 @@ GRID_COMMANDS = {"b": "bin", "l": "lay", "p": "place", "s": "set"}
 GRID_COLOURS = {"b": "blue", "g": "green", "r": "red", "w": "white"}
 GRID_PREPOSITIONS = {"a": "at", "b": "by", "i": "in", "w": "with"}
 GRID_DIGITS = {
-    "z": "zero", "0": "zero", "1": "one", "2": "two", "3": "three", "4": "four",
-    "5": "five", "6": "six", "7": "seven", "8": "eight", "9": "nine",
+    "z": "zero",
+    "0": "zero",
+    "1": "one",
+    "2": "two",
+    "3": "three",
+    "4": "four",
+    "5": "five",
+    "6": "six",
+    "7": "seven",
+    "8": "eight",
+    "9": "nine",
 }
 GRID_ADVERBS = {"a": "again", "n": "now", "p": "please", "s": "soon"}
 GRID_LETTERS = [c for c in "abcdefghijklmnopqrstuvxyz"]  # no 'w' in GRID
 GRID_VOCABULARY = sorted(
-    {w.upper() for table in (GRID_COMMANDS, GRID_COLOURS, GRID_PREPOSITIONS, GRID_DIGITS, GRID_ADVERBS) for w in table.values()}
+    {
+        w.upper()
+        for table in (GRID_COMMANDS, GRID_COLOURS, GRID_PREPOSITIONS, GRID_DIGITS, GRID_ADVERBS)
+        for w in table.values()
+    }
     | {c.upper() for c in GRID_LETTERS}
 )
 

@@ -231,9 +231,14 @@ def make_clip(job: ClipJob, out: Path) -> tuple[str, dict, bool]:
     mp4, txt = _clip_files(out, job)
     face = _worker_rigs[face_index]
     settings = {
-        "voice": voice, "rate_wpm": rate, "pitch": pitch, "pitch_range": pitch_range,
-        "loudness": round(loudness, 4), "noise_db": round(noise_db, 2),
-        "face": face.name, "look": look.as_dict(),
+        "voice": voice,
+        "rate_wpm": rate,
+        "pitch": pitch,
+        "pitch_range": pitch_range,
+        "loudness": round(loudness, 4),
+        "noise_db": round(noise_db, 2),
+        "face": face.name,
+        "look": look.as_dict(),
     }
     built = not _clip_files_exist(out, job)
     if built:

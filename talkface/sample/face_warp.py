@@ -181,9 +181,12 @@ class FaceRig:
 
     def render_clip(self, openness, spread, rounding, look: ClipLook, fps: int) -> np.ndarray:
         """(T, 256, 256, 3) uint8 frames for per-frame mouth shapes."""
-        return np.stack([
-            self.render(o, s, r, look, i / fps) for i, (o, s, r) in enumerate(zip(openness, spread, rounding, strict=False))
-        ])
+        return np.stack(
+            [
+                self.render(o, s, r, look, i / fps)
+                for i, (o, s, r) in enumerate(zip(openness, spread, rounding, strict=False))
+            ]
+        )
 
     def _mouth_window(self, pose: np.ndarray) -> tuple[int, int, int, int]:
         """Output rows/columns (multiples of FIELD_STEP) that the mouth's movement can reach."""
@@ -200,10 +203,13 @@ class FaceRig:
         coarse = (width // FIELD_STEP, height // FIELD_STEP)
         # Block means of an affine grid are its values at the block centres, which is where
         # INTER_LINEAR puts the coarse samples when scaling back up.
-        coarse_points = np.stack([
-            cv2.resize(xs, coarse, interpolation=cv2.INTER_AREA).ravel(),
-            cv2.resize(ys, coarse, interpolation=cv2.INTER_AREA).ravel(),
-        ], axis=1).astype(np.float64)
+        coarse_points = np.stack(
+            [
+                cv2.resize(xs, coarse, interpolation=cv2.INTER_AREA).ravel(),
+                cv2.resize(ys, coarse, interpolation=cv2.INTER_AREA).ravel(),
+            ],
+            axis=1,
+        ).astype(np.float64)
 
         chin = np.array(_CHIN_PAIRS)
         chin_moved = (moved[chin[:, 0]] + moved[chin[:, 1]]) / 2
@@ -213,7 +219,10 @@ class FaceRig:
         fields = []
         for centres, values in (
             (moved[upper], moved[upper] - self.landmarks[upper]),
-            (np.vstack([moved[lower], chin_moved]), np.vstack([moved[lower] - self.landmarks[lower], chin_moved - chin_rest])),
+            (
+                np.vstack([moved[lower], chin_moved]),
+                np.vstack([moved[lower] - self.landmarks[lower], chin_moved - chin_rest]),
+            ),
         ):
             centres = np.vstack([centres, self._pins])
             values = np.vstack([values, np.zeros_like(self._pins)])
@@ -318,8 +327,14 @@ def _zoom_to_fill(to_frame: np.ndarray, photo_shape: tuple, max_zoom: float = 1.
     Beyond `max_zoom` the photo's border pixels are repeated instead."""
     height, width = photo_shape[:2]
     margin = 0.1 * FRAME_SIZE
-    corners = np.array([[-margin, -margin], [FRAME_SIZE + margin, -margin],
-                        [-margin, FRAME_SIZE + margin], [FRAME_SIZE + margin, FRAME_SIZE + margin]])
+    corners = np.array(
+        [
+            [-margin, -margin],
+            [FRAME_SIZE + margin, -margin],
+            [-margin, FRAME_SIZE + margin],
+            [FRAME_SIZE + margin, FRAME_SIZE + margin],
+        ]
+    )
     centre = FRAME_SIZE / 2
     zoomed = to_frame
     for zoom in np.arange(1.0, max_zoom + 1e-6, 0.05):
@@ -451,7 +466,7 @@ def _paint_mouth(image: np.ndarray, inner: np.ndarray, mouth_width: float) -> No
 
     if gap > 0.3:
         cavity = _polygon_mask(np.vstack([upper, lower[1:-1]]) - origin, size)
-        ys, xs = np.mgrid[0:size[0], 0:size[1]].astype(np.float32)
+        ys, xs = np.mgrid[0 : size[0], 0 : size[1]].astype(np.float32)
         centre = (inner[[2, 6]].mean(axis=0) - origin).astype(np.float32)
         half_width = max(1.0, float(inner[4, 0] - inner[0, 0]) / 2)
         # Elliptic depth: 0 at the lips, 1 in the middle of the opening.
@@ -485,7 +500,8 @@ def _catmull_rom(points: np.ndarray, per_segment: int = 6) -> np.ndarray:
     for i in range(1, len(padded) - 2):
         p0, p1, p2, p3 = padded[i - 1], padded[i], padded[i + 1], padded[i + 2]
         pieces.append(
-            0.5 * ((2 * p1) + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2 + (-p0 + 3 * p1 - 3 * p2 + p3) * t**3)
+            0.5
+            * ((2 * p1) + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2 + (-p0 + 3 * p1 - 3 * p2 + p3) * t**3)
         )
     pieces.append(points[-1:])
     return np.vstack(pieces)

@@ -19,7 +19,6 @@ import os
 import pickle
 import threading
 from dataclasses import dataclass, field
-
 from functools import lru_cache
 
 import numpy as np
@@ -58,9 +57,7 @@ class _Event(ctypes.Structure):
     ]
 
 
-_SynthCallback = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
-)
+_SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
 
 
 @dataclass(frozen=True)
@@ -97,8 +94,14 @@ class _Engine:
         self.lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         self.lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         self.lib.espeak_Synth.argtypes = [
-            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-            ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
         ]
         data = espeakng_loader.get_data_path().encode()
         self.rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data, _INITIALIZE_PHONEME_EVENTS)
@@ -137,7 +140,7 @@ class _Engine:
                 payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
                 view = memoryview(payload)
                 while view:
-                    view = view[os.write(write_end, view):]
+                    view = view[os.write(write_end, view) :]
             finally:
                 os._exit(0)
         os.close(write_end)
@@ -227,7 +230,7 @@ def _phoneme_spans(events: list[tuple[int, int, str]], total: float) -> tuple[li
         ends[-1] = min(total, max(end_event[-1], marks[-1][0] if marks else 0.0))
     spoken = [
         Phoneme(name, start, end)
-        for (start, name), end in zip(marks, ends)
+        for (start, name), end in zip(marks, ends, strict=False)
         if name and name not in PAUSE_PHONEMES and end > start
     ]
     if not spoken:

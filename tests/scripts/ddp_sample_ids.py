@@ -32,7 +32,12 @@ if __name__ == "__main__":
     data_dir, out_dir = sys.argv[1], sys.argv[2]
     datamodule = LRWDataModule(data_dir, batch_size=2, num_workers=0, val_split=sys.argv[3])
     trainer = L.Trainer(
-        accelerator="cpu", devices=2, strategy="ddp", logger=False, enable_progress_bar=False,
-        enable_checkpointing=False, enable_model_summary=False,
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp",
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
     )
     trainer.validate(RecordIds(), datamodule=datamodule)
