@@ -38,6 +38,11 @@ class LandmarkExtractor(ABC):
     def fit(self, image: np.ndarray, box: FaceBox) -> np.ndarray:
         """The (68, 2) float32 (x, y) pixel coordinates of the face inside `box`."""
 
+    def detect_fallback(self, image: np.ndarray) -> list[FaceBox]:
+        """A slower, sturdier detector to try where `detect` found nothing (small, tilted or faint
+        faces); [] for backends that have none. Callers budget it: it may cost 10-100x `detect`."""
+        return []
+
     def landmarks(self, image: np.ndarray, name: str = "image") -> np.ndarray:
         """The 68 landmarks of the largest face in `image`; `name` is used in messages."""
         image = check_image(image)

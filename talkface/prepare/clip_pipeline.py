@@ -81,7 +81,12 @@ def process_source(source: Source, extractor: LandmarkExtractor, settings: Pipel
     started = time.perf_counter()
     clip = read_video(source.path)
     if clip.audio is None:
-        raise SkipClip("no audio stream")
+        # Video-only clips are stage-2 material, but the prepared format has no "has audio" flag
+        # and the DataModule would feed their silence to stage 1 as speech: skip, and say so.
+        raise SkipClip(
+            "no audio stream: video-only clips are not prepared (stage 1 needs the speech; the prepared "
+            "format has no audio-less samples for stage 2 yet)"
+        )
     frames = clip.frames
     if len(frames) < settings.min_frames:
         raise SkipClip(f"too short: {len(frames)} frames, at least {settings.min_frames} needed")

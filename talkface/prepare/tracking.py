@@ -5,12 +5,19 @@ along by the motion of the landmarks (a similarity transform between the landmar
 time and the latest ones) instead of re-detecting every frame. A fit whose size or position
 jumps, or a box leaving the frame, triggers a fresh detection; a frame where detection then
 finds nothing is "lost" and keeps the previous landmarks.
+
+Real clips are not all frontal from frame 0: some GRID clips fade in from grey, LRS2-style crops
+show tilted heads, wide shots small faces. So the first face is searched in frames spread over
+the whole clip, with the backend's slower fallback detector (dlib: CNN) when the fast one finds
+none, and tracking runs backwards from it as well as forwards. A clip whose face is found at
+frame 0 by the fast detector (most clips) costs what it did before.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from talkface.errors import NoFaceError
@@ -21,12 +28,27 @@ from talkface.faces.layout import STABLE
 # Stable points (eyes, nose) drive the box; the mouth and jaw move on their own.
 _STABLE = np.asarray(STABLE)
 
+# A fit whose eye line turned by more than this (degrees) in one frame has slipped: re-detect.
+MAX_TURN = 15.0
+
+# Heads rolled further than this (degrees) are fitted in a frame rotated upright.
+UPRIGHT_ROLL = 12.0
+
 
 @dataclass
 class TrackResult:
     landmarks: np.ndarray  # (T, 68, 2) float32 image pixels
     detections: int  # how many times the detector ran
     lost: int  # frames where the face could not be found (previous landmarks kept)
+    fallback_detections: int = 0  # how many times the slow fallback detector ran
+
+
+def search_frames(num_frames: int, first: int, spread: int) -> list[int]:
+    """Where to look for the face: the first `first` frames, then `spread` more spread evenly over
+    the clip (a face that fades in from grey, or turns to the camera later, is still found)."""
+    head = list(range(min(first, num_frames)))
+    rest = np.linspace(len(head), num_frames - 1, spread).round().astype(int) if num_frames > len(head) else []
+    return head + [int(t) for t in dict.fromkeys(rest) if t not in head]
 
 
 def track_landmarks(
@@ -35,41 +57,129 @@ def track_landmarks(
     name: str,
     max_jump: float = 0.25,
     first_search: int = 5,
+    spread_search: int = 10,
+    fallback_search: int = 4,
+    fallback_budget: float = 0.05,
 ) -> TrackResult:
-    """Landmarks for every frame; NoFaceError when none of the first `first_search` frames has a face."""
-    start, box = _first_detection(frames, extractor, min(first_search, len(frames)))
+    """Landmarks for every frame; NoFaceError when the face is found nowhere.
+
+    The face is looked for with the fast detector in the first `first_search` frames and in
+    `spread_search` more spread over the clip; where none has one, the backend's slow fallback
+    detector (dlib: CNN) tries `fallback_search` of them. From the first frame with a face the
+    face is tracked forwards to the end and backwards to the start. While tracking, a lost face
+    is re-detected with the fast detector, and with the fallback in at most `fallback_budget` of
+    the frames (plus two), so that a clip whose face has gone does not cost a CNN run per frame.
+    """
+    candidates = search_frames(len(frames), first_search, spread_search)
+    budget = Budget(2 + int(fallback_budget * len(frames)))
+    start, box, detections = _first_detection(frames, extractor, candidates, fallback_search, budget)
     if box is None:
-        raise NoFaceError(f"no face found in the first {min(first_search, len(frames))} frames of {name}")
-    detections = start + 1
+        raise NoFaceError(
+            f"no face found in {name}: searched {len(candidates)} of its {len(frames)} frames (the first "
+            f"{min(first_search, len(frames))} and {len(candidates) - min(first_search, len(frames))} spread "
+            f"over the clip), {budget.used} of them with the slower fallback detector too"
+        )
     landmarks = np.zeros((len(frames), 68, 2), np.float32)
-    anchor_box, anchor_points = box, extractor.fit(frames[start], box)
-    landmarks[start] = anchor_points
-    lost = start
+    landmarks[start] = fit_upright(extractor, frames[start], box)
+    forward = _follow(frames, extractor, range(start + 1, len(frames)), box, landmarks, start, max_jump, budget)
+    backward = _follow(frames, extractor, range(start - 1, -1, -1), box, landmarks, start, max_jump, budget)
+    return TrackResult(
+        landmarks,
+        detections + forward[0] + backward[0],
+        forward[1] + backward[1],
+        budget.used,
+    )
+
+
+@dataclass
+class Budget:
+    """How many more times the slow fallback detector may run on this clip."""
+
+    left: int
+    used: int = 0
+
+    def detect(self, extractor: LandmarkExtractor, frame: np.ndarray) -> list:
+        if self.left <= 0:
+            return []
+        self.left -= 1
+        self.used += 1
+        return extractor.detect_fallback(frame)
+
+
+def _follow(frames, extractor, order, box, landmarks, start, max_jump, budget) -> tuple[int, int]:
+    """Track from frame `start` (fitted) through `order`; returns (detections, lost frames)."""
+    detections = lost = 0
+    anchor_box, anchor_points = box, landmarks[start]
     previous = anchor_points
-    for t in range(start + 1, len(frames)):
+    for t in order:
         predicted_box = _carry_box(anchor_box, anchor_points, previous)
-        points = extractor.fit(frames[t], predicted_box) if _inside(predicted_box, frames[t]) else None
-        if points is None or _jumped(previous, points, max_jump):
+        inside = _inside(predicted_box, frames[t])
+        points = fit_upright(extractor, frames[t], predicted_box, roll(previous)) if inside else None
+        # Against the previous frame (a jump) and against the last detection (a slow drift: fits
+        # that shrink a little each frame, as on turned or tilted heads, pass the first test).
+        if points is None or _jumped(previous, points, max_jump) or _shrunk(anchor_points, points, max_jump):
             detections += 1
-            boxes = extractor.detect(frames[t])
+            boxes = extractor.detect(frames[t]) or budget.detect(extractor, frames[t])
             if boxes:
                 anchor_box = largest_box(boxes)
-                anchor_points = points = extractor.fit(frames[t], anchor_box)
+                anchor_points = points = fit_upright(extractor, frames[t], anchor_box)
             else:
                 lost += 1
                 points = previous
         landmarks[t] = points
         previous = points
-    landmarks[:start] = landmarks[start]
-    return TrackResult(landmarks, detections, lost)
+    return detections, lost
 
 
-def _first_detection(frames, extractor, search):
-    for t in range(search):
+def roll(points: np.ndarray) -> float:
+    """The head's in-plane rotation in degrees: the angle of the line from eye to eye."""
+    dx, dy = points[42:48].mean(0) - points[36:42].mean(0)
+    return float(np.degrees(np.arctan2(dy, dx)))
+
+
+def fit_upright(extractor: LandmarkExtractor, frame: np.ndarray, box, angle: float | None = None) -> np.ndarray:
+    """The 68 points of the face in `box`, fitted with the head turned upright.
+
+    dlib's predictor (like most) was trained on near-upright faces: on a head tilted by 30-45 deg
+    its fit drifts and shrinks frame by frame. When the head's roll (`angle`, from the previous
+    frame's points, or from a first plain fit) exceeds UPRIGHT_ROLL, the frame is rotated about
+    the box's centre so the eyes are level, fitted there, and the points are rotated back.
+    Upright heads (most frames) cost one plain fit, as before.
+    """
+    if angle is None:
+        points = extractor.fit(frame, box)
+        angle = roll(points)
+        if abs(angle) < UPRIGHT_ROLL:
+            return points
+    elif abs(angle) < UPRIGHT_ROLL:
+        return extractor.fit(frame, box)
+    centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+    for _ in range(2):  # the second pass corrects an angle estimated from a tilted fit
+        matrix = cv2.getRotationMatrix2D(centre, angle, 1.0)  # levels the eyes
+        height, width = frame.shape[:2]
+        level = cv2.warpAffine(frame, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        upright = extractor.fit(level, box)
+        points = transform_points(upright.astype(np.float64), cv2.invertAffineTransform(matrix)).astype(np.float32)
+        residual = roll(upright)
+        if abs(residual) < UPRIGHT_ROLL / 2:
+            break
+        angle = roll(points)
+    return points
+
+
+def _first_detection(frames, extractor, candidates, fallback_search, budget):
+    """(frame, box, detector runs) of the first face found; (None, None, runs) when none."""
+    for calls, t in enumerate(candidates, start=1):
         boxes = extractor.detect(frames[t])
         if boxes:
-            return t, largest_box(boxes)
-    return search, None
+            return t, largest_box(boxes), calls
+    # The slow detector on a few of the candidates, spread over them (first frame included).
+    picks = np.linspace(0, len(candidates) - 1, min(fallback_search, len(candidates))).round().astype(int)
+    for index in dict.fromkeys(picks.tolist()):
+        boxes = budget.detect(extractor, frames[candidates[index]])
+        if boxes:
+            return candidates[index], largest_box(boxes), len(candidates) + budget.used
+    return None, None, len(candidates) + budget.used
 
 
 def _carry_box(box, anchor_points: np.ndarray, points: np.ndarray):
@@ -89,11 +199,20 @@ def _inside(box, frame) -> bool:
     return left > -0.5 * size and top > -0.5 * size and right < width + 0.5 * size and bottom < height + 0.5 * size
 
 
+def _shrunk(anchor: np.ndarray, points: np.ndarray, max_jump: float) -> bool:
+    """A fit whose size drifted by more than `max_jump` from the last detection's (the face may
+    move freely: the box follows it; only its size is checked)."""
+    ratio = np.ptp(points[_STABLE], axis=0).max() / max(np.ptp(anchor[_STABLE], axis=0).max(), 1e-6)
+    return not (1 - max_jump) < ratio < 1 / (1 - max_jump)
+
+
 def _jumped(previous: np.ndarray, points: np.ndarray, max_jump: float) -> bool:
-    """A fit whose face size or position changed by more than `max_jump` of its size in one frame."""
+    """A fit whose face size or position changed by more than `max_jump` of its size in one frame,
+    or whose eye line turned by more than MAX_TURN degrees (a fit slipping off a tilted head)."""
     size_before = np.ptp(previous[_STABLE], axis=0).max()
     size_now = np.ptp(points[_STABLE], axis=0).max()
     if not (1 - max_jump) < size_now / max(size_before, 1e-6) < 1 / (1 - max_jump):
         return True
     shift = np.linalg.norm(points[_STABLE].mean(0) - previous[_STABLE].mean(0))
-    return shift > max_jump * size_before
+    turn = abs((roll(points) - roll(previous) + 180) % 360 - 180)
+    return shift > max_jump * size_before or turn > MAX_TURN

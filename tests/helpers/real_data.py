@@ -21,3 +21,11 @@ def real_files(kind: str) -> list[Path]:
 
 def needs_real_data():
     return pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real media not present at {REAL_DATA}")
+
+
+# The real talking-face corpus (grid_s1/, speakers/, silent/) beside the real media set.
+CORPUS = Path(os.environ.get("TALKFACE_CORPUS", REAL_DATA.parent / "corpus"))
+
+
+def needs_corpus():
+    return pytest.mark.skipif(not CORPUS.is_dir(), reason=f"real corpus not present at {CORPUS}")
