@@ -17,6 +17,7 @@ from talkface.cli import main
 from talkface.errors import TalkfaceError
 from talkface.evaluation import Row, parse_checkpoint
 from talkface.evaluation.report import (
+    END_TO_END_COLUMNS,
     FRAME_COLUMNS,
     STAGE1_COLUMNS,
     markdown_table,
@@ -83,6 +84,105 @@ def test_json_rows_have_null_for_missing_values(tmp_path):
     write_json(tmp_path / "e.json", {"rows": [row.to_json() for row in rows()]})  # allow_nan=False: would raise on NaN
     stored = json.loads((tmp_path / "e.json").read_text())["rows"]
     assert stored[1]["metrics"]["word_acc_predicted"] is None and stored[2]["metrics"]["word_acc_predicted"] == 0.5
+
+
+def test_trivially_perfect_baseline_values_have_a_dagger_and_are_never_ranked(tmp_path):
+    still = Row(
+        "copy",
+        {"psnr": 20.0, "mouth_open_corr": 0.0, "upper_face_psnr": 100.0, "sharpness_ratio": 1.0},
+        baseline=True,
+        counts={"mouth_open_corr": {"clips": 2, "still_clips": 2, "skipped_clips": 1}},
+        trivial=("upper_face_psnr", "sharpness_ratio"),
+    )
+    model = Row("model", {"psnr": 25.0, "mouth_open_corr": 0.4, "upper_face_psnr": 31.0, "sharpness_ratio": 0.9})
+    other = Row("other", {"psnr": 24.0, "mouth_open_corr": float("nan"), "upper_face_psnr": 29.0})
+    table = markdown_table([still, model, other], END_TO_END_COLUMNS)
+    assert table.splitlines()[0].endswith(
+        "| mouth-opening corr. | upper-face PSNR vs photo (dB) | sharpness ratio (face, vs photo) |"
+    )
+    psnr = [c.key for c in END_TO_END_COLUMNS].index("psnr")
+    assert [cells(table, name)[psnr] for name in ("copy", "model", "other")] == ["20.00", "**25.00**", "24.00"]
+    assert cells(table, "copy")[-3:] == ["0.000", "100.00 †", "1.000 †"]
+    assert cells(table, "model")[-3:] == ["**0.400**", "**31.00**", "0.900"]  # the ratio is not ranked
+    assert cells(table, "other")[-3:] == ["–", "29.00", "–"]
+    write_json(tmp_path / "e.json", {"rows": [still.to_json(), other.to_json()]})
+    stored = json.loads((tmp_path / "e.json").read_text())["rows"]
+    assert stored[0]["trivial"] == ["upper_face_psnr", "sharpness_ratio"] and stored[1]["trivial"] == []
+    assert stored[0]["counts"]["mouth_open_corr"]["skipped_clips"] == 1 and stored[1]["counts"] == {}
+    assert stored[1]["metrics"]["mouth_open_corr"] is None
+
+
+# ---- the end-to-end module on a made-up batch (untrained generator, landmarks given)
+def speaking_landmarks(openings: list[float]) -> torch.Tensor:
+    """(T, 68, 2) normalised landmarks of one face whose inner lips part by `openings` of the mouth width."""
+    face = 0.3 + 0.4 * torch.rand(68, 2, generator=torch.Generator().manual_seed(3))
+    clip = face.repeat(len(openings), 1, 1)
+    clip[:, 48], clip[:, 54] = torch.tensor([0.4, 0.65]), torch.tensor([0.6, 0.65])
+    for t, opening in enumerate(openings):
+        for i, dx in enumerate((-0.05, 0.0, 0.05)):
+            clip[t, 61 + i] = torch.tensor([0.5 + dx, 0.65 - opening * 0.1])
+            clip[t, 67 - i] = torch.tensor([0.5 + dx, 0.65 + opening * 0.1])
+    return clip
+
+
+class GivenLandmarks(torch.nn.Module):
+    """Stands in for stage 1: 'predicts' the clip's true landmarks."""
+
+    def __init__(self, landmarks: torch.Tensor) -> None:
+        super().__init__()
+        self.landmarks = landmarks
+
+    def forward(self, audio_windows, identity_landmarks):
+        return self.landmarks
+
+
+def test_end_to_end_scores_the_real_face_metrics_and_their_still_photo_baseline():
+    from lightning_modules import FaceGenModule
+    from talkface.evaluation.end_to_end import EndToEnd
+    from talkface.metrics.redetected_distance import RedetectedLandmarkDistance
+
+    torch.manual_seed(0)
+    clips, length, size = 2, 7, 64
+    truth = torch.stack([speaking_landmarks([0.1, 0.3, 0.5, 0.2, 0.4, 0.1, 0.6]), speaking_landmarks([0.2] * 7)])
+    batch = {
+        "audio_windows": torch.zeros(clips, length, 1, 1),
+        "identity_landmarks": truth[:, 0],
+        "landmarks": truth,
+        "frames": torch.randint(0, 256, (clips, length, 3, size, size), dtype=torch.uint8),
+        "reference_landmarks": truth[:, 0],
+    }
+    batch["reference_frame"] = batch["frames"][:, 0]
+    chain = EndToEnd(GivenLandmarks(truth), FaceGenModule(image_size=size, base_channels=8).eval(), frame_stride=2)
+    with torch.no_grad():
+        chain.test_step(batch, 0)
+    chain.on_test_epoch_end()
+    own = {k.removeprefix("test/"): v.item() for k, v in chain.metrics.compute().items()}
+    still = {k.removeprefix("test/copy_reference/"): v.item() for k, v in chain.baseline_metrics.compute().items()}
+    assert set(own) == {"psnr", "ssim", "mouth_psnr", "mouth_ssim", "lmd_mouth"} | set(still)
+    assert set(still) == {"mouth_open_corr", "upper_face_psnr", "sharpness_ratio"}
+    frames = clips * len(range(1, length, 2))
+    # The second clip's real mouth never moves: skipped. The photo held still: a still mouth, 0.
+    assert chain.baseline_counts["mouth_open_corr"] == {"clips": 1, "still_clips": 1, "skipped_clips": 1}
+    assert chain.counts["mouth_open_corr"]["clips"] + chain.counts["mouth_open_corr"]["skipped_clips"] == clips
+    assert still["mouth_open_corr"] == 0 and still["upper_face_psnr"] == pytest.approx(100.0)
+    assert still["sharpness_ratio"] == 1.0
+    assert chain.counts["upper_face_psnr"] == {"frames": frames} == chain.baseline_counts["upper_face_psnr"]
+    assert chain.counts["sharpness_ratio"] == {"frames": frames, "skipped_frames": 0}
+    assert chain.counts["lmd_mouth"]["frames"] == frames
+    assert 0 < own["upper_face_psnr"] < 100 and own["sharpness_ratio"] > 0
+    assert math.isnan(own["mouth_open_corr"]) or -1 <= own["mouth_open_corr"] <= 1
+
+    # The mouth LMD fed with the one shared detection equals stage 2's metric detecting by itself.
+    fake = torch.rand(3, 3, size, size)
+    reference = RedetectedLandmarkDistance("mouth")
+    reference.update(fake, truth[0, :3])
+    from talkface.evaluation.end_to_end import DetectedLandmarkDistance
+    from talkface.metrics.redetected_distance import redetect
+
+    shared = DetectedLandmarkDistance("mouth")
+    shared.update(*redetect(fake, truth[0, :3]), truth[0, :3])
+    assert shared.compute().item() == reference.compute().item()
+    assert shared.undetected_fraction().item() == reference.undetected_fraction().item()
 
 
 # ---- naming checkpoints
@@ -215,13 +315,40 @@ def test_evaluate_tests_every_checkpoint_and_every_pair_on_the_same_clips(small_
     assert held["lmd_mouth"] > 0 and "word_acc_predicted" not in held
     assert 0 <= first["word_acc_predicted"] <= 1 and first["lmd_mouth"] > 0
     copy, gen = (r["metrics"] for r in tables["stage2"])
-    assert tables["end_to_end"][0]["metrics"] == copy
-    for metrics in (copy, gen, tables["end_to_end"][1]["metrics"]):
-        assert set(metrics) == {"psnr", "ssim", "mouth_psnr", "mouth_ssim", "lmd_mouth"}
+    still, chained = tables["end_to_end"][0], tables["end_to_end"][1]
+    assert {k: still["metrics"][k] for k in copy} == copy  # stage 2's baseline row, the same frames
+    frame_keys = {"psnr", "ssim", "mouth_psnr", "mouth_ssim", "lmd_mouth"}
+    real_face = {"mouth_open_corr", "upper_face_psnr", "sharpness_ratio"}
+    for metrics in (copy, gen, still["metrics"], chained["metrics"]):
+        assert set(metrics) == (frame_keys if len(metrics) == 5 else frame_keys | real_face)
         assert all(math.isfinite(v) for v in metrics.values()) and 0 < metrics["ssim"] <= 1
+    assert set(still["metrics"]) == set(chained["metrics"]) == frame_keys | real_face
+
+    # Real-face metrics: the photo held still scores 0 by the "still generated mouth" rule and is
+    # trivially perfect against itself (the cap, a ratio of 1), which the row says.
+    assert still["metrics"]["mouth_open_corr"] == 0
+    assert still["metrics"]["upper_face_psnr"] == pytest.approx(100.0) and still["metrics"]["sharpness_ratio"] == 1
+    assert still["trivial"] == ["upper_face_psnr", "sharpness_ratio"] and chained["trivial"] == []
+    assert -1 <= chained["metrics"]["mouth_open_corr"] <= 1
+    assert 0 < chained["metrics"]["upper_face_psnr"] < 100 and chained["metrics"]["sharpness_ratio"] > 0
+    frames = chained["counts"]["lmd_mouth"]["frames"]  # every 8th frame of each of the 8 clips
+    assert frames > 0 and frames % 8 == 0 and chained["counts"]["lmd_mouth"]["undetected"] <= frames
+    for row in (still, chained):
+        counts = row["counts"]
+        corr = counts["mouth_open_corr"]
+        assert corr["clips"] + corr["skipped_clips"] == 8 and corr["clips"] > 0, counts
+        assert counts["upper_face_psnr"]["frames"] == counts["sharpness_ratio"]["frames"] == frames, counts
+        assert counts["sharpness_ratio"]["skipped_frames"] == 0
+    assert still["counts"]["mouth_open_corr"]["still_clips"] == still["counts"]["mouth_open_corr"]["clips"]
+    assert "lmd_mouth" not in still["counts"]
 
     markdown = (out / "evaluation.md").read_text()
     assert markdown.count("| copy the reference frame (baseline) |") == 2 and "every 8th frame" in markdown
+    end_to_end = markdown.split("## End to end")[1]
+    assert "| mouth-opening corr. | upper-face PSNR vs photo (dB) | sharpness ratio (face, vs photo) |" in end_to_end
+    baseline_cells = [cell.strip("*") for cell in cells(end_to_end, "copy the reference frame (baseline)")[-3:]]
+    assert baseline_cells == ["0.000", "100.00 †", "1.000 †"]  # 0 may be the best correlation of this tiny run
+    assert all(cell not in ("–", "") for cell in cells(end_to_end, "first")[-3:])
     assert result.stdout.strip() == markdown.strip()
     progress = [line for line in result.stderr.splitlines() if line.startswith("talkface evaluate: [")]
     assert [line.split("]")[0] for line in progress] == [f"talkface evaluate: [{i}/5" for i in range(1, 6)]

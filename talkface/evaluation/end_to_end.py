@@ -7,15 +7,78 @@ them and the first frame, and the frames are scored against the real ones on the
 (every `frame_stride`-th from frame 1) with stage 2's own metrics: the mouth box comes from the
 true landmarks and the re-detected mouth is compared with the true mouth, so lip errors of
 either stage count.
+
+The real-face metrics (issue 13) are scored on the same frames:
+
+- `mouth_open_corr` (MouthOpeningCorrelation): the mouth opening of the landmarks re-detected on
+  the generated frames against that of the real frames' landmarks. The real ones are the
+  prepared `landmarks` field, detected on the real frames by the same dlib backend during
+  `talkface prepare`: "re-detected on the real frames" without detecting them a second time.
+  The generated frames are re-detected once and that one detection feeds both this metric and
+  the mouth LMD.
+- `upper_face_psnr` (UpperFacePSNR) and `sharpness_ratio` (SharpnessRatio): the generated frames
+  against the photo (the clip's reference frame) in the boxes of the photo's landmarks.
+
+The same three are also scored for the copy-the-reference baseline (the photo held still), under
+`copy_reference/`: its mouth never moves, so each clip whose real mouth moves counts 0 (the
+metric's "still generated mouth" rule), and it is the photo itself, so its upper-face PSNR is the
+cap and its sharpness ratio exactly 1 — trivially perfect, which the report says.
+After the test, `counts` and `baseline_counts` hold the metrics' clip and frame counts.
 """
 
 from __future__ import annotations
 
 import lightning as L
 import torch
+from torch import Tensor
+from torchmetrics import MetricCollection
 
 from lightning_modules import FaceGenModule, LandmarkModule
+from talkface.metrics import MouthOpeningCorrelation, SharpnessRatio, UpperFacePSNR
+from talkface.metrics.face_regions import synced_states
+from talkface.metrics.landmark_distance import landmark_distance_sum
+from talkface.metrics.redetected_distance import RedetectedLandmarkDistance, redetect
 from talkface.networks.pixel_range import to_unit
+
+BASELINE_PREFIX = "copy_reference"
+REAL_FACE_METRICS = ("mouth_open_corr", "upper_face_psnr", "sharpness_ratio")
+
+
+class DetectedLandmarkDistance(RedetectedLandmarkDistance):
+    """RedetectedLandmarkDistance fed with landmarks already re-detected by `redetect` (same states,
+    same numbers), so one detection per frame serves several metrics."""
+
+    def update(self, detected: Tensor, missed: int, target_landmarks: Tensor) -> None:
+        total, count = landmark_distance_sum(
+            detected[:, None].to(target_landmarks), target_landmarks[:, None], points=self.points, scale=self.scale
+        )
+        self.total += total.double()
+        self.frames += count.double() if isinstance(count, Tensor) else float(count)
+        self.undetected += float(missed)
+
+
+def real_face_metrics(prefix: str) -> MetricCollection:
+    return MetricCollection(
+        {
+            "mouth_open_corr": MouthOpeningCorrelation(),
+            "upper_face_psnr": UpperFacePSNR(),
+            "sharpness_ratio": SharpnessRatio(),
+        },
+        prefix=prefix,
+        compute_groups=False,
+    )
+
+
+def metric_counts(metrics: MetricCollection) -> dict[str, dict[str, int]]:
+    """The clip and frame counts behind the real-face metrics (and the re-detection), summed over processes."""
+    counts = {
+        "mouth_open_corr": metrics["mouth_open_corr"].clip_counts(),
+        "upper_face_psnr": synced_states(metrics["upper_face_psnr"], ("frames",)),
+        "sharpness_ratio": metrics["sharpness_ratio"].frame_counts(),
+    }
+    if "lmd_mouth" in metrics:
+        counts["lmd_mouth"] = synced_states(metrics["lmd_mouth"], ("frames", "undetected"))
+    return counts
 
 
 class EndToEnd(L.LightningModule):
@@ -34,8 +97,18 @@ class EndToEnd(L.LightningModule):
         self.landmark_model = landmark_model
         self.generator = generator
         self.frame_stride = frame_stride
-        # The very metric definitions stage 2 tests with (same re-detection backend).
-        self.metrics = generator._metrics("test/")
+        self.backend = generator.hparams.redetect_backend
+        # The very metric definitions stage 2 tests with (same re-detection backend), the mouth LMD
+        # fed with the detection the mouth-opening correlation uses too, and the real-face metrics.
+        stage2 = generator._metrics("test/")
+        real_face = real_face_metrics("test/")
+        metrics = {name: stage2[name] for name in ("psnr", "ssim", "mouth_psnr", "mouth_ssim")}
+        metrics["lmd_mouth"] = DetectedLandmarkDistance("mouth", backend=self.backend)
+        metrics.update({name: real_face[name] for name in REAL_FACE_METRICS})
+        self.metrics = MetricCollection(metrics, prefix="test/", compute_groups=False)
+        self.baseline_metrics = real_face_metrics(f"test/{BASELINE_PREFIX}/")
+        self.counts: dict[str, dict[str, int]] = {}
+        self.baseline_counts: dict[str, dict[str, int]] = {}
 
     def test_step(self, batch: dict, batch_index: int) -> None:
         predicted = self.landmark_model(batch["audio_windows"], batch["identity_landmarks"])  # (B, T, 68, 2)
@@ -57,10 +130,37 @@ class EndToEnd(L.LightningModule):
             generated = self.generator(reference, reference_landmarks, drive.flatten(0, 1))
         fake = (generated.clamp(-1, 1) + 1) / 2
         real = frames.flatten(0, 1).float() / 255.0
-        truth = truth.flatten(0, 1)
+        flat_truth = truth.flatten(0, 1)
+        detected, missed = redetect(fake, flat_truth, self.backend)
+        detected = detected.to(flat_truth)
         self.metrics["psnr"].update(fake, real)
         self.metrics["ssim"].update(fake, real)
-        self.metrics["mouth_psnr"].update(fake, real, truth)
-        self.metrics["mouth_ssim"].update(fake, real, truth)
-        self.metrics["lmd_mouth"].update(fake, truth)
+        self.metrics["mouth_psnr"].update(fake, real, flat_truth)
+        self.metrics["mouth_ssim"].update(fake, real, flat_truth)
+        self.metrics["lmd_mouth"].update(detected, missed, flat_truth)
+        photo, photo_landmarks = batch["reference_frame"], batch["reference_landmarks"]
+        generated_clips = fake.reshape(clips, count, *fake.shape[1:])
+        self._update_real_face(self.metrics, generated_clips, detected, truth, photo, photo_landmarks)
         self.log_dict(self.metrics, batch_size=len(fake))
+
+        # The baseline: the photo held still. Its copies are one image, so one detection per clip.
+        still = photo.unsqueeze(1).expand(clips, count, *photo.shape[1:])
+        photo_detected, _ = redetect(photo, photo_landmarks, self.backend)
+        photo_detected = photo_detected.to(truth).unsqueeze(1).expand(clips, count, *photo_detected.shape[1:])
+        self._update_real_face(self.baseline_metrics, still, photo_detected, truth, photo, photo_landmarks)
+        self.log_dict(self.baseline_metrics, batch_size=len(fake))
+
+    @staticmethod
+    def _update_real_face(
+        metrics: MetricCollection, frames: Tensor, detected: Tensor, truth: Tensor, photo: Tensor, landmarks: Tensor
+    ) -> None:
+        """Generated frames (B, T, 3, H, W) and their re-detected landmarks ((B*T, 68, 2) or (B, T, 68, 2))
+        against the real clip's landmarks truth (B, T, 68, 2), the photo (B, 3, H, W) and its landmarks."""
+        clips, count = truth.shape[:2]
+        metrics["mouth_open_corr"].update(detected.reshape(clips, count, *truth.shape[2:]), truth)
+        metrics["upper_face_psnr"].update(frames, photo, landmarks)
+        metrics["sharpness_ratio"].update(frames, photo, landmarks)
+
+    def on_test_epoch_end(self) -> None:
+        self.counts = metric_counts(self.metrics)
+        self.baseline_counts = metric_counts(self.baseline_metrics)

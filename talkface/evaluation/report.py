@@ -2,7 +2,8 @@
 
 Kept free of torch and Lightning so the formatting can be tested (and read) on its own. A value
 that does not exist — a baseline has no word accuracy, clips without word labels have none
-either (NaN from 0/0) — is written "–", never 0.
+either (NaN from 0/0) — is written "–", never 0. A value that is perfect by construction (the
+photo compared with itself) is written with a dagger and never ranked.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MISSING = "–"
+TRIVIAL = "†"  # after a value that is perfect by construction (explained in the table's caption)
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,17 @@ FRAME_COLUMNS = (
     Column("psnr", "PSNR (dB)", True, digits=2),
     Column("ssim", "SSIM", True),
 )
+REAL_FACE_COLUMNS = (  # issue 13's metrics on real faces, scored end to end
+    Column("mouth_open_corr", "mouth-opening corr.", True),
+    Column("upper_face_psnr", "upper-face PSNR vs photo (dB)", True, digits=2),
+    # 1 = as sharp as the photo; above 1 may be noise as well as detail, so the rows are not ranked.
+    Column("sharpness_ratio", "sharpness ratio (face, vs photo)", True, bold_best=False),
+)
+END_TO_END_COLUMNS = FRAME_COLUMNS + REAL_FACE_COLUMNS
 TABLES = {  # key in the JSON: (heading, columns)
     "stage1": ("Stage 1: audio → landmarks", STAGE1_COLUMNS),
     "stage2": ("Stage 2: true landmarks → frames", FRAME_COLUMNS),
-    "end_to_end": ("End to end: audio → predicted landmarks → frames", FRAME_COLUMNS),
+    "end_to_end": ("End to end: audio → predicted landmarks → frames", END_TO_END_COLUMNS),
 }
 
 
@@ -55,6 +64,9 @@ class Row:
     baseline: bool = False
     checkpoints: dict[str, str] = field(default_factory=dict)  # {"landmark": path, "generator": path}
     seconds: float | None = None
+    # per metric, the clips or frames behind its value ({"mouth_open_corr": {"clips": 8, ...}})
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    trivial: tuple[str, ...] = ()  # metrics whose value is perfect by construction (shown with a dagger)
 
     def to_json(self) -> dict:
         return {
@@ -63,6 +75,8 @@ class Row:
             "checkpoints": self.checkpoints,
             "seconds": None if self.seconds is None else round(self.seconds, 2),
             "metrics": {k: clean(v) for k, v in self.metrics.items()},
+            "counts": self.counts,
+            "trivial": list(self.trivial),
         }
 
 
@@ -86,10 +100,14 @@ def format_value(value, column: Column) -> str:
 
 
 def markdown_table(rows: list[Row], columns: tuple[Column, ...]) -> str:
-    """One markdown table; the best value of each ranking column is bold when two or more rows have one."""
-    cells = [[format_value(row.metrics.get(c.key), c) for c in columns] for row in rows]
+    """One markdown table; the best value of each ranking column is bold when two or more rows have one
+    (values perfect by construction are marked with a dagger and take no part in the ranking)."""
+    cells = [
+        [format_value(row.metrics.get(c.key), c) + (f" {TRIVIAL}" if c.key in row.trivial else "") for c in columns]
+        for row in rows
+    ]
     for index, column in enumerate(columns):
-        values = [clean(row.metrics.get(column.key)) for row in rows]
+        values = [clean(row.metrics.get(column.key)) for row in rows if column.key not in row.trivial]
         present = [v for v in values if v is not None]
         if not column.bold_best or len(present) < 2:
             continue
@@ -167,9 +185,23 @@ def captions(
         ),
         "end_to_end": (
             f"The same frames drawn by {generator or 'the generator'} from the landmarks each stage-1 model "
-            f"predicts from the clip's audio and first-frame landmarks; {frame_units}, against the true landmarks."
+            f"predicts from the clip's audio and first-frame landmarks; {frame_units}, against the true landmarks. "
+            f"{REAL_FACE_CAPTION}"
         ),
     }
+
+
+REAL_FACE_CAPTION = (
+    "Real-face metrics on the same frames, the photo being the clip's first frame: mouth-opening corr. = per "
+    "clip, Pearson correlation of the mouth opening (inner-lip gap / mouth width) of the landmarks re-detected "
+    "on the generated frames with that of the real frames' landmarks (detected by dlib when the data was "
+    "prepared), mean over clips; a clip whose real mouth does not move is skipped, one whose generated mouth "
+    "does not move counts 0 (so the photo held still scores 0); upper-face PSNR = of the eyes–nose box of the "
+    "photo's landmarks against the photo, per frame capped at 100 dB; sharpness ratio = variance of the "
+    "Laplacian of the face box, generated over photo (1: as sharp as the photo). Clip and frame counts are in "
+    f"evaluation.json. {TRIVIAL}: the baseline *is* the photo, so its upper-face PSNR (the cap) and sharpness "
+    "ratio (1) are perfect by construction, not a score to beat; they are not ranked."
+)
 
 
 def _ordinal(n: int) -> str:
