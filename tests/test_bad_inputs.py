@@ -761,6 +761,10 @@ def test_feature_settings_are_checked_where_they_are_made():
 # ---- generate: signals and stale partial files -----------------------------------------------
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_generate(root: Path, seconds: float) -> subprocess.Popen:
     write_float_wav(root / "long.wav", tone(seconds, 16000))
     argv = [
@@ -777,6 +781,9 @@ def _start_generate(root: Path, seconds: float) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A background job (as CI may be) inherits SIGINT ignored, and Python keeps ignoring it:
+        # give the child the default disposition, as a terminal gives a program for Ctrl-C.
+        preexec_fn=_default_sigint,
     )
 
 
