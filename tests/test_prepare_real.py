@@ -14,7 +14,8 @@ from talkface.errors import NoFaceError
 from talkface.faces import get_extractor
 from talkface.media import read_video
 from talkface.prepare.clip_pipeline import PipelineSettings, process_source
-from talkface.prepare.sources import Source
+from talkface.prepare.samples import cut_samples
+from talkface.prepare.sources import Source, parse_grid_name, read_grid_align
 from talkface.prepare.tracking import roll, track_landmarks
 from tests.helpers.media_factory import tone, write_mp4_file
 from tests.helpers.real_data import CORPUS, REAL_DATA, needs_corpus, needs_real_data
@@ -62,6 +63,37 @@ def test_grid_clip_fading_in_from_grey_is_prepared(extractor):
     # face is ~105 px wide (jaw span) once visible; no frame's fit collapses or explodes.
     image_landmarks = track_landmarks(frames, extractor, "bbizzn").landmarks
     assert_track_plausible(image_landmarks, frames, (80, 135))
+
+
+@pytest.mark.slow
+@needs_corpus()
+def test_grid_clip_with_corrupt_first_second_keeps_the_part_with_a_face(extractor):
+    """pbio7a's first ~30 frames are grey, then smeared decoding garbage (no face a person can
+    see); the face shows from frame ~30 on. Skipped before ('no face found in the first 5
+    frames', then 'face lost in 29 of 75 frames'); now the frames before the face are cut, with
+    their audio, and the word labels stay on the words' own times."""
+    path = CORPUS / "grid_s1" / "s1" / "pbio7a.mp4"
+    spans = read_grid_align(CORPUS / "grid_s1" / "align" / "pbio7a.align")
+    source = Source(id="s1/pbio7a", path=path, split="train", words=parse_grid_name("pbio7a"), word_spans=spans)
+    video = process_source(source, extractor, PipelineSettings())
+    first = video.first_frame
+    assert 20 <= first <= 36 and video.num_frames == 75 - first
+    assert video.lost_frames <= 0.2 * video.num_frames
+    inner = video.landmarks[:, 17:]
+    assert 0 < inner.min() and inner.max() < 128
+    # The audio is the source's, from the first kept frame on.
+    source_audio = read_video(path).audio
+    kept = source_audio[first * 640 : (first + video.num_frames) * 640]
+    np.testing.assert_allclose(video.audio[: len(kept)] / 32767, kept, atol=2e-4)
+    # Word labels: a window is labelled with the word under its centre, in the source's time.
+    vocabulary = sorted({word for word, _, _ in spans})
+    samples = cut_samples(source, video, 9, 9, vocabulary, 128, 4, 7)
+    assert len(samples) == video.num_frames // 9 and sum(s["word"] >= 0 for s in samples) >= 2
+    for sample in samples:
+        start = int(sample["id"].split("#")[1]) + first
+        middle = (start + 4.5) / 25
+        expected = next((w for w, begin, end in spans if begin <= middle < end), None)
+        assert sample["word"] == (vocabulary.index(expected) if expected else -1)
 
 
 @pytest.mark.slow

@@ -45,6 +45,7 @@ class ProcessedVideo:
     detections: int
     lost_frames: int
     seconds: float
+    first_frame: int = 0  # source frame of frame 0: leading frames without a face are cut off
 
     @property
     def num_frames(self) -> int:
@@ -53,6 +54,7 @@ class ProcessedVideo:
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {k: v for k, v in self.__dict__.items() if isinstance(v, np.ndarray)}
         arrays["stats"] = np.array([self.detections, self.lost_frames, self.seconds], np.float64)
+        arrays["first_frame"] = np.array(self.first_frame, np.int64)
         return arrays
 
     @classmethod
@@ -62,7 +64,10 @@ class ProcessedVideo:
             k: arrays[k]
             for k in ("frames_jpeg", "frame_offsets", "landmarks", "transforms", "audio", "features", "source_size")
         }
-        return cls(**fields, detections=int(detections), lost_frames=int(lost), seconds=float(seconds))
+        first = int(arrays["first_frame"]) if "first_frame" in arrays else 0  # older work files: 0
+        return cls(
+            **fields, detections=int(detections), lost_frames=int(lost), seconds=float(seconds), first_frame=first
+        )
 
 
 @dataclass(frozen=True)
@@ -97,10 +102,19 @@ def process_source(source: Source, extractor: LandmarkExtractor, settings: Pipel
         raise SkipClip("silent audio")
 
     track = track_landmarks(frames, extractor, name=source.id)
-    if track.lost > settings.max_lost_fraction * len(frames):
-        raise SkipClip(f"face lost in {track.lost} of {len(frames)} frames")
+    first, stop = 0, len(frames)
+    if source.word is None and track.found is not None:  # LRW clips keep all 29 frames (word centred)
+        first, stop = face_span(track.found)
+        if stop - first < settings.min_frames:
+            raise SkipClip(f"face found in only {stop - first} consecutive frames of {len(frames)}")
+    lost = int((~track.found[first:stop]).sum()) if track.found is not None else track.lost
+    if lost > settings.max_lost_fraction * (stop - first):
+        trimmed = f" (of frames {first}-{stop - 1})" if (first, stop) != (0, len(frames)) else ""
+        raise SkipClip(f"face lost in {lost} of {stop - first} frames{trimmed}")
+    frames = frames[first:stop]
+    clip_audio = clip.audio[first * settings.features.samples_per_frame :]
 
-    image_landmarks = smooth_over_time(track.landmarks.astype(np.float64), settings.landmark_smoothing)
+    image_landmarks = smooth_over_time(track.landmarks[first:stop].astype(np.float64), settings.landmark_smoothing)
     raw = np.stack([estimate_alignment(points, settings.crop_size) for points in image_landmarks])
     transforms = smooth_transforms(raw, settings.smooth_window)
     landmarks = np.stack([transform_points(p, m) for p, m in zip(image_landmarks, transforms, strict=True)])
@@ -111,7 +125,7 @@ def process_source(source: Source, extractor: LandmarkExtractor, settings: Pipel
 
     samples = len(frames) * settings.features.samples_per_frame
     audio = np.zeros(samples, np.float32)
-    audio[: min(samples, len(clip.audio))] = clip.audio[:samples]
+    audio[: min(samples, len(clip_audio))] = clip_audio[:samples]
     features = compute_features(audio, len(frames), settings.features).numpy().astype(np.float16)
 
     return ProcessedVideo(
@@ -123,9 +137,21 @@ def process_source(source: Source, extractor: LandmarkExtractor, settings: Pipel
         features=features,
         source_size=np.array([frames.shape[2], frames.shape[1]], np.int32),
         detections=track.detections,
-        lost_frames=track.lost,
+        lost_frames=lost,
         seconds=time.perf_counter() - started,
+        first_frame=first,
     )
+
+
+def face_span(found: np.ndarray) -> tuple[int, int]:
+    """[first, stop) of the frames between the first and the last one where the face was found.
+
+    Frames before and after are cut (with their audio): a GRID clip that fades in from grey, or
+    whose first second is corrupt, keeps the part where the face can be seen. Lost frames inside
+    the span keep their neighbours' landmarks and count against `max_lost_fraction`.
+    """
+    where = np.flatnonzero(found)
+    return (int(where[0]), int(where[-1]) + 1) if len(where) else (0, 0)
 
 
 def check_audio_covers_video(audio_samples: int, frames: int, samples_per_frame: int, sample_rate: int) -> None:

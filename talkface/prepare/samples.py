@@ -35,7 +35,9 @@ def cut_samples(
     samples = []
     for start in window_starts(total, window, stride):
         stop = start + length
-        word, mask = _word_label(source, start, stop, total, vocabulary)
+        # Word times are in the source clip's time: frames cut from its start shift them.
+        offset = video.first_frame
+        word, mask = _word_label(source, start + offset, stop + offset, total, vocabulary)
         offsets = video.frame_offsets[start : stop + 1]
         landmarks = video.landmarks[start:stop]
         feature_rows = slice(start * steps_per_frame, (stop + context - 1) * steps_per_frame)

@@ -41,6 +41,7 @@ class TrackResult:
     detections: int  # how many times the detector ran
     lost: int  # frames where the face could not be found (previous landmarks kept)
     fallback_detections: int = 0  # how many times the slow fallback detector ran
+    found: np.ndarray | None = None  # (T,) bool: the face was fitted there (False: lost, points held)
 
 
 def search_frames(num_frames: int, first: int, spread: int) -> list[int]:
@@ -80,14 +81,18 @@ def track_landmarks(
             f"over the clip), {budget.used} of them with the slower fallback detector too"
         )
     landmarks = np.zeros((len(frames), 68, 2), np.float32)
+    found = np.ones(len(frames), bool)
     landmarks[start] = fit_upright(extractor, frames[start], box)
-    forward = _follow(frames, extractor, range(start + 1, len(frames)), box, landmarks, start, max_jump, budget)
-    backward = _follow(frames, extractor, range(start - 1, -1, -1), box, landmarks, start, max_jump, budget)
+    forward = _follow(
+        frames, extractor, range(start + 1, len(frames)), box, (landmarks, found), start, max_jump, budget
+    )
+    backward = _follow(frames, extractor, range(start - 1, -1, -1), box, (landmarks, found), start, max_jump, budget)
     return TrackResult(
         landmarks,
         detections + forward[0] + backward[0],
         forward[1] + backward[1],
         budget.used,
+        found,
     )
 
 
@@ -106,8 +111,10 @@ class Budget:
         return extractor.detect_fallback(frame)
 
 
-def _follow(frames, extractor, order, box, landmarks, start, max_jump, budget) -> tuple[int, int]:
-    """Track from frame `start` (fitted) through `order`; returns (detections, lost frames)."""
+def _follow(frames, extractor, order, box, outputs, start, max_jump, budget) -> tuple[int, int]:
+    """Track from frame `start` (fitted) through `order`, filling `outputs` (landmarks, found);
+    returns (detections, lost frames)."""
+    landmarks, found = outputs
     detections = lost = 0
     anchor_box, anchor_points = box, landmarks[start]
     previous = anchor_points
@@ -125,6 +132,7 @@ def _follow(frames, extractor, order, box, landmarks, start, max_jump, budget) -
                 anchor_points = points = fit_upright(extractor, frames[t], anchor_box)
             else:
                 lost += 1
+                found[t] = False
                 points = previous
         landmarks[t] = points
         previous = points
