@@ -37,7 +37,7 @@ from PIL import Image
 
 from talkface.cli import main
 from talkface.errors import MediaError, TalkfaceError
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import data_overrides, run_cli
 from tests.helpers.media_factory import astronaut_face, face_clip, numbered_frames, tone, write_mp4_file
 from tests.helpers.real_data import REPO
 
@@ -279,6 +279,14 @@ PREPARE_CASES = [
     Case("ratios-two", (*PREPARE, *DIR_ARGS, "--split-ratios", "0.5,0.5"), 2, "--split-ratios needs three numbers"),
     Case("ratios-words", (*PREPARE, *DIR_ARGS, "--split-ratios", "a,b,c"), 2, "--split-ratios must be three numbers"),
     Case("splits-empty", (*PREPARE, *DIR_ARGS, "--splits", ","), 2, "--splits is empty"),
+    Case("identities-missing", (*PREPARE, *DIR_ARGS, "--identities", "{ws}/nope.csv"), 2, "nope.csv: no such file"),
+    Case(
+        "identities-garbled",
+        (*PREPARE, *DIR_ARGS, "--identities", "{ws}/file.txt"),
+        2,
+        "not an identity table (no file, identity, split column",
+        subprocess=True,
+    ),
     Case("splits-unknown", (*PREPARE, *DIR_ARGS, "--splits", "train,dev"), 2, "unknown split(s) dev"),
     Case("crop-64", (*PREPARE, *DIR_ARGS, "--crop", "64"), 2, "argument --crop: invalid choice"),
     Case("backend-fan", (*PREPARE, *DIR_ARGS, "--backend", "fan"), 2, "argument --backend: invalid choice"),
@@ -452,20 +460,7 @@ FIT = (
     "fit",
     "-c",
     "landmark/sample",
-    "--data.data_dir",
-    "{prepared}",
-    "--data.raw_dir",
-    "null",
-    "--data.sample",
-    "null",
-    "--data.batch_size",
-    "2",
-    "--data.num_workers",
-    "0",
-    "--trainer.default_root_dir",
-    "{ws}/runs",
-    "--trainer.enable_progress_bar",
-    "false",
+    *data_overrides("{prepared}", "{ws}/runs"),
     "--trainer.max_epochs",
     "1",
     "--model.init_args.hidden",

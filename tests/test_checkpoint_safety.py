@@ -18,7 +18,7 @@ from lightning_modules import FaceGenModule, LandmarkModule
 from talkface.cli import main
 from talkface.errors import TalkfaceError
 from talkface.generation.checkpoints import check_resume_checkpoint, load_stage, safe_torch_load, save_untrained
-from tests.helpers.cli import cpu_overrides, data_overrides, small_model
+from tests.helpers.cli import cpu_overrides, data_overrides, generate_args, small_model
 from tests.helpers.media_factory import astronaut_face, tone, write_audio_file
 from tests.helpers.real_data import REPO
 
@@ -67,17 +67,6 @@ def files(tmp_path_factory) -> dict[str, Path]:
         "audio": write_audio_file(folder / "speech.wav", tone(1.0, 16000, 220.0), 16000),
         "folder": folder,
     }
-
-
-def generate_args(files: dict, out: Path, **changes) -> list[str]:
-    options = {
-        "image": files["image"],
-        "audio": files["audio"],
-        "landmark-ckpt": files["landmark"],
-        "generator-ckpt": files["generator"],
-        "out": out,
-    } | changes
-    return ["generate", "--quiet", *[part for key, value in options.items() for part in (f"--{key}", str(value))]]
 
 
 def assert_refused(code: int, stderr: str, command: str, marker: Path) -> str:

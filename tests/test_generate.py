@@ -20,6 +20,7 @@ from talkface.faces import get_extractor
 from talkface.generation import generate
 from talkface.generation.checkpoints import save_untrained
 from talkface.media import read_audio, read_video
+from tests.helpers.cli import generate_args
 from tests.helpers.media_factory import astronaut_face, tone, write_audio_file
 from tests.helpers.real_data import REAL_DATA, REPO, needs_real_data, real_files
 
@@ -42,17 +43,6 @@ def untrained(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-def cli_args(files: dict, out: Path, **changes) -> list[str]:
-    options = {
-        "image": files["image"],
-        "audio": files["audio"],
-        "landmark-ckpt": files["landmark"],
-        "generator-ckpt": files["generator"],
-        "out": out,
-    } | changes
-    return ["generate", "--quiet", *[part for key, value in options.items() for part in (f"--{key}", str(value))]]
-
-
 def test_generate_makes_one_frame_per_640_samples_with_the_audio(untrained, tmp_path):
     out = tmp_path / "talking.mp4"
     result = generate(untrained["image"], untrained["audio"], untrained["landmark"], untrained["generator"], out)
@@ -66,7 +56,7 @@ def test_generate_makes_one_frame_per_640_samples_with_the_audio(untrained, tmp_
 
 
 def test_generate_without_paste_back_writes_the_aligned_crop(untrained, tmp_path):
-    assert main(cli_args(untrained, tmp_path / "crop.mp4") + ["--no-paste-back"]) == 0
+    assert main(generate_args(untrained, tmp_path / "crop.mp4") + ["--no-paste-back"]) == 0
     assert read_video(tmp_path / "crop.mp4").frames.shape[1:] == (128, 128, 3)
 
 
@@ -141,7 +131,7 @@ def test_bad_input_is_one_line_exit_2_and_no_output(case, untrained, tmp_path, c
     changes, phrase = bad_inputs(untrained, tmp_path)[case]
     out_dir = tmp_path / "out"
     out = changes.pop("out", out_dir / "video.mp4")
-    assert main(cli_args(untrained, out, **changes)) == 2
+    assert main(generate_args(untrained, out, **changes)) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and error[0].startswith("talkface generate: error:"), error
     assert phrase in error[0]
@@ -152,7 +142,12 @@ def test_bad_input_is_one_line_exit_2_and_no_output(case, untrained, tmp_path, c
 def test_no_face_from_a_real_process_is_one_line_without_traceback(untrained, tmp_path):
     cv2.imwrite(str(tmp_path / "wall.png"), np.full((240, 240, 3), 128, np.uint8))
     result = subprocess.run(
-        [sys.executable, "-m", "talkface.cli", *cli_args(untrained, tmp_path / "v.mp4", image=tmp_path / "wall.png")],
+        [
+            sys.executable,
+            "-m",
+            "talkface.cli",
+            *generate_args(untrained, tmp_path / "v.mp4", image=tmp_path / "wall.png"),
+        ],
         capture_output=True,
         text=True,
         timeout=300,

@@ -65,3 +65,16 @@ def run_cli(
         env={**os.environ, "WANDB_MODE": "disabled", **(env or {})},
         timeout=timeout,
     )
+
+
+def generate_args(files: dict, out: Path, **changes) -> list[str]:
+    """`talkface generate` arguments from a dict of image / audio / landmark / generator paths;
+    `changes` replaces any option (`**{"landmark-ckpt": path}`)."""
+    options = {
+        "image": files["image"],
+        "audio": files["audio"],
+        "landmark-ckpt": files["landmark"],
+        "generator-ckpt": files["generator"],
+        "out": out,
+    } | changes
+    return ["generate", "--quiet", *[part for key, value in options.items() for part in (f"--{key}", str(value))]]
