@@ -3,6 +3,11 @@
 Each LightningModule declares the fields it needs (`data_fields`); stage 1 asks for none of the
 frame fields and so streams the `light` copy of each split, which holds no frames at all. The
 batch size is global: it is split over all devices of all nodes.
+
+Several prepared datasets can be trained on at once (`mix`): training draws each sample from one
+of them at random by weight (litdata's CombinedStreamingDataset), validation and test read every
+sample of every dataset that has the split. Their word labels are mapped into one merged
+vocabulary, so one word detector serves them all.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import json
 from pathlib import Path
 
 import lightning as L
-from litdata import StreamingDataLoader, StreamingDataset
+from litdata import CombinedStreamingDataset, StreamingDataLoader, StreamingDataset
 
 from datamodules.sample_transform import FRAME_FIELDS, STAGE_ONE_FIELDS, SampleTransform
 from talkface.checks import check_number
@@ -50,6 +55,8 @@ class LRWDataModule(L.LightningDataModule):
         max_shift: int = 0,
         reference_frame: str = "random",
         shuffle_seed: int = 42,
+        weight: float = 1.0,
+        mix: list[dict] | None = None,
     ) -> None:
         """
         Args:
@@ -79,7 +86,19 @@ class LRWDataModule(L.LightningDataModule):
             reference_frame: which frame gives the identity in training, "random" (default) or
                 "first"; validation and test always use the first frame.
             shuffle_seed: seed of the training shuffle order (the same on every rank, so the
-                shards do not overlap).
+                shards do not overlap), and of the choice of dataset per sample under `mix`.
+            weight: mixing weight of `data_dir` when `mix` is given (ignored without it).
+            mix: more prepared datasets trained on together with `data_dir`, each
+                `{data_dir: FOLDER, weight: W}`, e.g. `[{data_dir: data/corpus/speakers, weight: 0.5}]`
+                (weights > 0, relative: normalised over `weight` and these). Training draws every
+                sample from one dataset at random by weight, and an epoch ends as soon as one of
+                them runs out (about min(samples / weight) samples). Validation and test read
+                every sample of each dataset that has the split (none needs one). All must agree
+                on what the model needs (audio feature settings, crop size, fps, sample rate,
+                window): a mismatch is an error. Word labels are mapped into one vocabulary:
+                `data_dir`'s words, then each mixed dataset's new words in order (a dataset
+                without words adds none; its samples keep label -1). These folders are never
+                prepared here: run `talkface prepare` for each first.
         """
         super().__init__()
         check_number("data.batch_size", batch_size, 1, whole=True)
@@ -89,34 +108,64 @@ class LRWDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.fields = tuple(fields) if fields else None
-        self.datasets: dict[str, StreamingDataset] = {}
+        self.datasets: dict[str, StreamingDataset | CombinedStreamingDataset] = {}
+        self.split_sizes: dict[str, int] = {}  # samples per split, over all mixed datasets
         self._meta: dict | None = None
+        self._mixed_metas: list[dict] | None = None
+        self.data_dirs, self.weights = _mixture(self.data_dir, weight, mix)
 
     # ---- dataset facts (also used to link values such as the vocabulary size into the model)
     @property
     def meta(self) -> dict:
         if self._meta is None:
-            path = self.data_dir / "meta.json"
-            if not path.exists():
-                hint = "run `talkface prepare --src RAW --out DIR` first, or give raw_dir"
-                raise TalkfaceError(f"{self.data_dir}: not a prepared dataset (no meta.json); {hint}")
-            self._meta = json.loads(path.read_text())
+            self._meta = _read_meta(self.data_dir, ", or give raw_dir")
         return self._meta
+
+    @property
+    def metas(self) -> list[dict]:
+        """meta.json of `data_dir` and of every `mix` dataset, checked to agree on what the model needs."""
+        if len(self.data_dirs) == 1:
+            return [self.meta]
+        if self._mixed_metas is None:
+            metas = [self.meta] + [
+                _read_meta(folder, " (a data.mix folder is never prepared here)") for folder in self.data_dirs[1:]
+            ]
+            for folder, meta in zip(self.data_dirs[1:], metas[1:], strict=True):
+                _check_agree(self.data_dir, metas[0], folder, meta)
+            self._mixed_metas = metas
+        return self._mixed_metas
 
     def inference_facts(self) -> dict:
         """What generation needs to know about the training data, stored in every checkpoint:
-        the audio features the model was trained on, the crop size and the vocabulary."""
+        the audio features the model was trained on, the crop size and the (merged) vocabulary."""
         meta = self.meta
-        return {"features": meta["features"], "crop_size": meta["crop_size"], "vocabulary": meta["vocabulary"]}
+        return {"features": meta["features"], "crop_size": meta["crop_size"], "vocabulary": self.vocabulary}
 
     @property
     def num_words(self) -> int:
         """Vocabulary size (500 on LRW); 0 when the data has no word labels."""
-        return len(self.meta["vocabulary"])
+        return len(self.vocabulary)
 
     @property
     def vocabulary(self) -> list[str]:
-        return list(self.meta["vocabulary"])
+        """`data_dir`'s words, then the words of each `mix` dataset not yet in it, in order."""
+        merged = list(self.meta["vocabulary"])
+        known = set(merged)
+        for meta in self.metas[1:]:
+            for word in meta["vocabulary"]:
+                if word not in known:
+                    merged.append(word)
+                    known.add(word)
+        return merged
+
+    def word_map(self, index: int) -> tuple[int, ...] | None:
+        """Dataset `index`'s word labels in the merged vocabulary; None when they are unchanged."""
+        own = self.metas[index]["vocabulary"]
+        merged = self.vocabulary
+        if own == merged[: len(own)]:
+            return None
+        position = {word: i for i, word in enumerate(merged)}
+        return tuple(position[word] for word in own)
 
     def prepare_data(self) -> None:
         self.ensure_prepared()
@@ -188,7 +237,10 @@ class LRWDataModule(L.LightningDataModule):
                 continue  # a missing validation split just means no validation
             self.datasets[split] = self.dataset(split, train=split == self.hparams.train_split)
         if stage == "fit":
-            self.check_enough_training_samples(world_size, len(self.datasets[self.hparams.train_split]) * world_size)
+            train = self.hparams.train_split
+            samples = self.split_sizes.get(train)
+            samples = len(self.datasets[train]) if samples is None else samples  # per rank
+            self.check_enough_training_samples(world_size, samples * world_size)
 
     def check_enough_training_samples(self, world_size: int, samples: int | None = None) -> None:
         """Training drops the last incomplete batch: with fewer samples than one batch per device,
@@ -196,16 +248,19 @@ class LRWDataModule(L.LightningDataModule):
         `samples`: the training split's size (default: what meta.json records)."""
         per_device = self.check_batch_size(world_size)
         if samples is None:
-            samples = self.meta.get("splits", {}).get(self.hparams.train_split, {}).get("samples")
+            counts = [m.get("splits", {}).get(self.hparams.train_split, {}).get("samples") for m in self.metas]
+            samples = None if None in counts else sum(counts)
         if samples is not None and samples // world_size < per_device:
-            split = self.data_dir / self.hparams.train_split
+            split = " + ".join(str(d / self.hparams.train_split) for d in self.data_dirs)
             raise TalkfaceError(
                 f"data.batch_size {self.batch_size} ({per_device} per device) is more than the "
                 f"{samples} training samples in {split}; lower --data.batch_size or prepare more clips"
             )
 
-    def has_split(self, split: str) -> bool:
-        return (self.data_dir / split / "light" / "index.json").exists()
+    def has_split(self, split: str, index: int | None = None) -> bool:
+        """Whether dataset `index` (default: any of `data_dir` and the `mix` datasets) has `split`."""
+        folders = self.data_dirs if index is None else [self.data_dirs[index]]
+        return any((folder / split / "light" / "index.json").exists() for folder in folders)
 
     def requested_fields(self) -> tuple[str, ...]:
         if self.fields:
@@ -213,15 +268,35 @@ class LRWDataModule(L.LightningDataModule):
         module = self.trainer.lightning_module if self.trainer is not None else None
         return tuple(getattr(module, "data_fields", STAGE_ONE_FIELDS))
 
-    def dataset(self, split: str, train: bool = False) -> StreamingDataset:
-        meta = self.meta  # fails clearly when the folder was never prepared
+    def dataset(self, split: str, train: bool = False) -> StreamingDataset | CombinedStreamingDataset:
+        """The split of `data_dir`; with `mix`, the split of every dataset combined (training: drawn
+        by weight, every dataset must have it; otherwise: each sample of those that have it once)."""
+        metas = self.metas  # fails clearly when a folder was never prepared or they disagree
+        if len(metas) == 1:
+            dataset = self._single(0, split, train)
+            self.split_sizes[split] = len(dataset)
+            return dataset
+        indices = range(len(metas)) if train else [i for i in range(len(metas)) if self.has_split(split, i)]
+        parts = [self._single(i, split, train) for i in indices or [0]]  # [0]: the error naming the split
+        self.split_sizes[split] = sum(len(part) for part in parts)
+        if len(parts) == 1:
+            return parts[0]
+        if train:
+            weights = [self.weights[i] for i in indices]
+            return CombinedStreamingDataset(
+                parts, seed=self.hparams.shuffle_seed, weights=weights, iterate_over_all=False
+            )
+        return CombinedStreamingDataset(parts, seed=self.hparams.shuffle_seed, iterate_over_all=True)
+
+    def _single(self, index: int, split: str, train: bool) -> StreamingDataset:
+        meta, data_dir = self.metas[index], self.data_dirs[index]
         fields = self.requested_fields()
         part = "full" if set(fields) & set(FRAME_FIELDS) else "light"
-        folder = self.data_dir / split / part
+        folder = data_dir / split / part
         if not (folder / "index.json").exists():
-            available = sorted(p.name for p in self.data_dir.iterdir() if (p / "light" / "index.json").exists())
+            available = sorted(p.name for p in data_dir.iterdir() if (p / "light" / "index.json").exists())
             raise TalkfaceError(
-                f"{self.data_dir}: split {split!r} was not prepared (available: {', '.join(available) or 'none'})"
+                f"{data_dir}: split {split!r} was not prepared (available: {', '.join(available) or 'none'})"
             )
         features = meta["features"]
         steps = features["sample_rate"] // features["fps"] // features["hop_length"]
@@ -235,6 +310,7 @@ class LRWDataModule(L.LightningDataModule):
             color_jitter=self.hparams.color_jitter,
             max_shift=self.hparams.max_shift,
             reference=self.hparams.reference_frame,
+            word_map=self.word_map(index) if len(self.data_dirs) > 1 else None,
         )
         return StreamingDataset(
             str(folder), shuffle=train, drop_last=train, seed=self.hparams.shuffle_seed, transform=transform
@@ -263,3 +339,64 @@ class LRWDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> StreamingDataLoader:
         return self._loader(self.hparams.test_split)
+
+
+# What every mixed dataset must share with `data_dir`: the model's inputs depend on each.
+AGREE_KEYS = ("features", "crop_size", "fps", "sample_rate")
+
+
+def _read_meta(folder: Path, hint: str = "") -> dict:
+    path = folder / "meta.json"
+    if not path.exists():
+        run = "run `talkface prepare --src RAW --out DIR` first"
+        raise TalkfaceError(f"{folder}: not a prepared dataset (no meta.json); {run}{hint}")
+    return json.loads(path.read_text())
+
+
+def _mixture(data_dir: Path, weight: float, mix: list[dict] | None) -> tuple[list[Path], list[float]]:
+    """`data_dir` and the `mix` folders, with their weights normalised to sum to 1."""
+    if not mix:
+        return [data_dir], [1.0]
+    if not isinstance(mix, (list, tuple)):
+        raise TalkfaceError("data.mix must be a list of {data_dir: FOLDER, weight: W}")
+    check_number("data.weight", weight, above=0)
+    folders, weights = [data_dir], [float(weight)]
+    for position, entry in enumerate(mix):
+        where = f"data.mix[{position}]"
+        if not isinstance(entry, dict) or "data_dir" not in entry:
+            raise TalkfaceError(f"{where} must be {{data_dir: FOLDER, weight: W}}, got {entry!r}")
+        unknown = sorted(set(entry) - {"data_dir", "weight"})
+        if unknown:
+            raise TalkfaceError(f"{where}: unknown key(s) {', '.join(unknown)}; give data_dir and weight")
+        value = entry.get("weight", 1.0)
+        check_number(f"{where}.weight", value, above=0)
+        folder = Path(str(entry["data_dir"]))
+        if any(folder.resolve() == f.resolve() for f in folders):
+            raise TalkfaceError(f"{where}: {folder} is already in the mixture; name each dataset once")
+        folders.append(folder)
+        weights.append(float(value))
+    total = sum(weights)
+    return folders, [w / total for w in weights]
+
+
+def _check_agree(first_dir: Path, first: dict, other_dir: Path, other: dict) -> None:
+    """One line when a mixed dataset differs from `data_dir` in what the model needs."""
+    differ = [key for key in AGREE_KEYS if first.get(key) != other.get(key)]
+    windows = first.get("window"), other.get("window")
+    if all(windows) and windows[0] != windows[1]:  # 0: whole clips (LRW), any length
+        differ.append("window")
+    if not differ:
+        return
+    details = []
+    for key in differ:
+        a, b = first.get(key), other.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            a, b = (
+                {k: a.get(k) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)},
+                {k: b.get(k) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)},
+            )
+        details.append(f"{key} {a} vs {b}")
+    raise TalkfaceError(
+        f"data.mix: {other_dir} was prepared with other settings than {first_dir} ({'; '.join(details)}); "
+        "prepare every mixed dataset with the same --features, --n-mels, --context, --crop and --window"
+    )

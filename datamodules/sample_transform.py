@@ -38,6 +38,7 @@ class SampleTransform:
         color_jitter: float = 0.0,
         max_shift: int = 0,
         reference: str = "random",
+        word_map: tuple[int, ...] | None = None,
     ) -> None:
         unknown = set(fields) - set(ALL_FIELDS)
         if unknown:
@@ -54,6 +55,8 @@ class SampleTransform:
         if reference not in ("random", "first"):
             raise ValueError(f"reference must be 'random' or 'first', got {reference!r}")
         self.reference = reference if train else "first"
+        # Mixed datasets: this dataset's word index -> index in the merged vocabulary (-1 stays -1).
+        self.word_map = tuple(word_map) if word_map is not None else None
 
     def __call__(self, item: dict) -> dict:
         landmarks = torch.from_numpy(np.asarray(item["landmarks_norm"], np.float32))
@@ -78,7 +81,10 @@ class SampleTransform:
             elif name in ("identity_landmarks", "reference_landmarks"):
                 sample[name] = landmarks[reference].clone()
             elif name == "word":
-                sample[name] = torch.tensor(int(item["word"]), dtype=torch.long)
+                word = int(item["word"])
+                if self.word_map is not None and 0 <= word < len(self.word_map):
+                    word = self.word_map[word]
+                sample[name] = torch.tensor(word, dtype=torch.long)
             elif name == "word_mask":
                 sample[name] = torch.from_numpy(np.asarray(item["word_mask"], np.float32))
             elif name == "audio":

@@ -29,6 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stride", type=int, default=None, help="grid/folder: frames between windows (default: window)"
     )
     parser.add_argument("--split-ratios", default="0.8,0.1,0.1", help="grid/folder: train,val,test shares by clip name")
+    parser.add_argument(
+        "--identities",
+        type=Path,
+        default=None,
+        help="CSV with columns file,identity,split (file: a path or glob relative to the CSV's folder or to --src): "
+        "every clip goes to its identity's split instead of --split-ratios; a clip it does not name is an error",
+    )
     parser.add_argument("--features", default="mel", choices=["mel", "mfcc"], help="audio features")
     parser.add_argument("--n-mels", type=int, default=80)
     parser.add_argument("--context", type=int, default=7, help="video frames of audio context per frame (odd)")
@@ -60,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         window=args.window,
         stride=args.stride,
         split_ratios=ratios,
+        identities=args.identities,
         retry_skipped=args.retry_skipped,
         progress=not args.no_progress,
     )

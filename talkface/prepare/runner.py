@@ -13,6 +13,7 @@ re-run finds the same clips); `<out>` must be new, empty or made by talkface pre
 from __future__ import annotations
 
 import multiprocessing
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from talkface.outputs import claim
 from talkface.prepare.clip_pipeline import PipelineSettings
 from talkface.prepare.packing import SplitPacker
 from talkface.prepare.samples import FRAME_FIELDS, LIGHT_FIELDS, cut_samples
-from talkface.prepare.settings import MARKER, PrepareSettings, check_paths, check_split_folder
+from talkface.prepare.settings import MARKER, PrepareSettings, check_paths, check_split_folder, split_is_ours
 from talkface.prepare.sources import GRID_VOCABULARY, LRW_SPLITS, Source, detect_layout, find_sources
 from talkface.prepare.work_store import WorkStore, write_json_atomic
 from talkface.prepare.worker import Outcome, init_worker, prepare_one
@@ -57,7 +58,10 @@ def prepare_dataset(settings: PrepareSettings) -> PrepareReport:
     src, out = Path(settings.src), Path(settings.out)
     check_paths(src, out)
     layout = detect_layout(src, exclude=out) if settings.layout == "auto" else settings.layout
-    sources = find_sources(src, layout, tuple(settings.splits), tuple(settings.split_ratios), exclude=out)
+    identities = settings.identity_table()
+    sources = find_sources(
+        src, layout, tuple(settings.splits), tuple(settings.split_ratios), exclude=out, identities=identities
+    )
     for split in sorted({s.split for s in sources}):
         check_split_folder(out, split)
     window = 0 if layout == "lrw" else settings.window
@@ -109,7 +113,10 @@ def prepare_dataset(settings: PrepareSettings) -> PrepareReport:
         },
     )
     if report.total_samples:
-        write_json_atomic(out / "meta.json", _meta(settings, layout, src, window, stride, vocabulary, packed))
+        meta = _meta(settings, layout, src, window, stride, vocabulary, packed)
+        if identities is not None:
+            meta["identities"] = str(identities.path)
+        write_json_atomic(out / "meta.json", meta)
     _log(
         f"prepared {report.total_samples} samples ({sum(report.frames.values())} frames; "
         + ", ".join(f"{k} {v}" for k, v in report.samples.items())
@@ -162,11 +169,16 @@ def _pack(sources, store, out, window, stride, vocabulary, settings) -> dict:
     for split in LRW_SPLITS:
         split_sources = [s for s in sources if s.split == split]
         if not split_sources:
+            stale = out / split
+            if split in settings.splits and stale.is_dir() and split_is_ours(stale):
+                shutil.rmtree(stale)  # an earlier run's split that no clip goes to now (new --identities)
             continue
         packer = SplitPacker(out, split)
+        identities: dict[str, int] = {}  # samples per identity, when --identities named them
         for source in split_sources:
             if store.skip_reason(source.id) is not None or not store.is_done(source.id):
                 continue
+            before = packer.count
             video = store.load(source.id)
             for sample in cut_samples(
                 source,
@@ -184,8 +196,12 @@ def _pack(sources, store, out, window, stride, vocabulary, settings) -> dict:
                     pca_sum += flat.sum(0)
                     pca_outer += flat.T @ flat
                     pca_count += len(flat)
+            if source.identity is not None and packer.count > before:
+                identities[source.identity] = identities.get(source.identity, 0) + packer.count - before
         if packer.finish():
             splits[split] = {"samples": packer.count, "frames": packer.frames}
+            if identities:
+                splits[split]["identities"] = dict(sorted(identities.items()))
     return {"splits": splits, "pca": _pca(pca_sum, pca_outer, pca_count)}
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from talkface.errors import TalkfaceError
 from talkface.faces.landmarks import BACKENDS
 from talkface.outputs import check_claimable, check_no_overlap, check_output_folder
-from talkface.prepare.sources import LRW_SPLITS
+from talkface.prepare.sources import LRW_SPLITS, IdentityTable
 
 if TYPE_CHECKING:
     from talkface.audio import FeatureConfig
@@ -53,6 +53,7 @@ class PrepareSettings:
     window: int = 29  # frames per sample for grid/folder (0: whole clip); LRW clips stay whole
     stride: int | None = None  # defaults to the window (no overlap)
     split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)  # grid/folder: by clip name
+    identities: Path | None = None  # CSV file,identity,split: every clip to its identity's split
     features: FeatureConfig = field(default_factory=_default_features)
     retry_skipped: bool = False
     progress: bool = True
@@ -78,6 +79,11 @@ class PrepareSettings:
         ratios = tuple(self.split_ratios)
         if len(ratios) != 3 or not all(math.isfinite(r) and r >= 0 for r in ratios) or abs(sum(ratios) - 1) > 1e-6:
             raise TalkfaceError(f"--split-ratios must be three numbers >= 0 that sum to 1, got {ratios}")
+        self.identity_table()  # a missing or garbled table is one line now, before any clip is read
+
+    def identity_table(self) -> IdentityTable | None:
+        """The `--identities` table, read and checked; None when splits come from the layout."""
+        return None if self.identities is None else IdentityTable.read(Path(self.identities))
 
 
 def check_workers(workers: int, option: str = "--workers") -> None:

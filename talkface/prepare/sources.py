@@ -5,10 +5,12 @@ A `Source` is one video file to process; it may yield several samples (windows) 
 
 from __future__ import annotations
 
+import csv
+import fnmatch
 import hashlib
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -55,6 +57,7 @@ class Source:
     word_seconds: float | None = None  # LRW: the word's duration (centred in the clip)
     words: tuple[str, ...] = ()  # GRID: the sentence
     word_spans: tuple[tuple[str, float, float], ...] = field(default=())  # (word, start s, end s)
+    identity: str | None = None  # the person (from --identities), when known
 
 
 def detect_layout(root: Path, exclude: Path | None = None) -> str:
@@ -77,9 +80,11 @@ def find_sources(
     splits: tuple[str, ...],
     split_ratios: tuple[float, float, float],
     exclude: Path | None = None,
+    identities: IdentityTable | None = None,
 ) -> list[Source]:
     """The clips under `root`; nothing inside `exclude` (an output folder placed inside the
-    source) is ever taken, so a re-run sees the same clips as the first run."""
+    source) is ever taken, so a re-run sees the same clips as the first run. With `identities`,
+    every clip goes to its identity's split (see IdentityTable), not to the layout's own."""
     if not root.is_dir():
         raise TalkfaceError(f"{root}: source folder not found")
     if layout == "auto":
@@ -87,7 +92,10 @@ def find_sources(
     finder = {"lrw": _lrw_sources, "grid": _grid_sources, "folder": _folder_sources}.get(layout)
     if finder is None:
         raise TalkfaceError(f"unknown layout {layout!r}; use lrw, grid, folder or auto")
-    sources = [s for s in finder(root, split_ratios, exclude) if s.split in splits]
+    found = finder(root, split_ratios, exclude)
+    if identities is not None:
+        found = identities.assign(found, root)
+    sources = [s for s in found if s.split in splits]
     if not sources:
         raise TalkfaceError(f"{root}: no {layout} clips found for splits {', '.join(splits)}")
     return sorted(sources, key=lambda s: s.id)
@@ -205,3 +213,106 @@ def hash_split(key: str, ratios: tuple[float, float, float]) -> str:
     value = int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
     train, val, _ = ratios
     return "train" if value < train else "val" if value < train + val else "test"
+
+
+IDENTITY_COLUMNS = ("file", "identity", "split")
+
+
+@dataclass(frozen=True)
+class IdentityRow:
+    pattern: str  # a path or glob (`grid_s1/s1/*.mp4`), relative to the CSV's folder or to --src
+    identity: str
+    split: str
+
+
+@dataclass(frozen=True)
+class IdentityTable:
+    """`--identities FILE.csv`: who is in every clip, and the split of each identity.
+
+    Columns `file,identity,split` (more columns are ignored). `file` is a path or a glob, with
+    `/` separators, relative to the CSV's own folder (so one CSV beside several source folders
+    serves them all: `speakers/obama.mp4` when --src is `corpus/speakers`) or relative to --src;
+    an exact path wins over a glob, and of several globs the first row that matches. Every clip
+    of an identity goes to that identity's split, so no person is in two splits; one identity
+    given two splits is an error. A clip the table does not name is an error that names it
+    (a clip quietly split by its name could put a held-out person in training).
+    """
+
+    path: Path
+    rows: tuple[IdentityRow, ...]
+
+    @classmethod
+    def read(cls, path: Path) -> IdentityTable:
+        path = Path(path)
+        where = f"--identities {path}"
+        if not path.is_file():
+            raise TalkfaceError(f"{where}: " + ("is a folder; give the CSV file" if path.is_dir() else "no such file"))
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as handle:
+                reader = csv.DictReader(handle)
+                header = [name.strip() for name in reader.fieldnames or []]
+                missing = [c for c in IDENTITY_COLUMNS if c not in header]
+                if missing:
+                    raise TalkfaceError(
+                        f"{where}: not an identity table (no {', '.join(missing)} column; the first line must "
+                        "name the columns file,identity,split)"
+                    )
+                reader.fieldnames = header
+                records = list(reader)
+        except (UnicodeDecodeError, csv.Error) as error:
+            raise TalkfaceError(f"{where}: not a readable CSV file ({error})") from None
+        rows, splits = [], {}
+        for line, record in enumerate(records, start=2):
+            values = {c: (record.get(c) or "").strip() for c in IDENTITY_COLUMNS}
+            if not any(values.values()):
+                continue
+            if not all(values.values()):
+                raise TalkfaceError(f"{where}, line {line}: file, identity and split must all be given")
+            if values["split"] not in LRW_SPLITS:
+                raise TalkfaceError(
+                    f"{where}, line {line}: split {values['split']!r} is not one of {', '.join(LRW_SPLITS)}"
+                )
+            first = splits.setdefault(values["identity"], values["split"])
+            if first != values["split"]:
+                raise TalkfaceError(
+                    f"{where}, line {line}: identity {values['identity']!r} is in {first} and in "
+                    f"{values['split']}; an identity belongs to one split"
+                )
+            pattern = values["file"].replace("\\", "/")
+            rows.append(
+                IdentityRow(pattern[2:] if pattern.startswith("./") else pattern, values["identity"], values["split"])
+            )
+        if not rows:
+            raise TalkfaceError(f"{where}: no rows (expected lines of file,identity,split)")
+        return cls(path, tuple(rows))
+
+    def lookup(self, keys: list[str]) -> IdentityRow | None:
+        for row in self.rows:
+            if row.pattern in keys:
+                return row
+        for row in self.rows:
+            if any(fnmatch.fnmatchcase(key, row.pattern) for key in keys):
+                return row
+        return None
+
+    def assign(self, sources: list[Source], root: Path) -> list[Source]:
+        """Each source with the identity and split of its row; an error naming the clips without one."""
+        base = self.path.resolve().parent
+        assigned, unnamed = [], []
+        for source in sources:
+            keys = [source.path.relative_to(root).as_posix()]
+            resolved = source.path.resolve()
+            if resolved.is_relative_to(base):
+                keys.append(resolved.relative_to(base).as_posix())
+            row = self.lookup(keys)
+            if row is None:
+                unnamed.append(keys[0])
+                continue
+            assigned.append(replace(source, split=row.split, identity=row.identity))
+        if unnamed:
+            shown = ", ".join(unnamed[:5]) + (f" and {len(unnamed) - 5} more" if len(unnamed) > 5 else "")
+            raise TalkfaceError(
+                f"--identities {self.path} names no identity for {len(unnamed)} clip(s) of {root}: {shown}; "
+                "add a row (file,identity,split) for each"
+            )
+        return assigned
