@@ -232,10 +232,11 @@ class IdentityTable:
     Columns `file,identity,split` (more columns are ignored). `file` is a path or a glob, with
     `/` separators, relative to the CSV's own folder (so one CSV beside several source folders
     serves them all: `speakers/obama.mp4` when --src is `corpus/speakers`) or relative to --src;
-    an exact path wins over a glob, and of several globs the first row that matches. Every clip
-    of an identity goes to that identity's split, so no person is in two splits; one identity
-    given two splits is an error. A clip the table does not name is an error that names it
-    (a clip quietly split by its name could put a held-out person in training).
+    an exact path wins over a glob (fnmatch: `*` also crosses `/`), and of several globs the
+    first row that matches. Every clip of an identity goes to that identity's split, so no
+    person is in two splits; one identity given two splits is an error. A clip the table does
+    not name is an error that names it (a clip quietly split by its name could put a held-out
+    person in training).
     """
 
     path: Path
@@ -297,13 +298,14 @@ class IdentityTable:
 
     def assign(self, sources: list[Source], root: Path) -> list[Source]:
         """Each source with the identity and split of its row; an error naming the clips without one."""
-        base = self.path.resolve().parent
+        bases = (Path(os.path.abspath(self.path)).parent, self.path.resolve().parent)
         assigned, unnamed = [], []
         for source in sources:
             keys = [source.path.relative_to(root).as_posix()]
-            resolved = source.path.resolve()
-            if resolved.is_relative_to(base):
-                keys.append(resolved.relative_to(base).as_posix())
+            # beside the CSV: as written (abspath keeps symbolic links) and with links resolved
+            for base, path in zip(bases, (Path(os.path.abspath(source.path)), source.path.resolve()), strict=True):
+                if path.is_relative_to(base):
+                    keys.append(path.relative_to(base).as_posix())
             row = self.lookup(keys)
             if row is None:
                 unnamed.append(keys[0])
