@@ -161,6 +161,26 @@ class LandmarkModule(L.LightningModule):
         fields = getattr(getattr(self.trainer, "datamodule", None), "fields", None)
         if fields and stage in ("fit", "validate"):
             self.losses.check_contract("the DataModule (data.fields)", fields, self.output_fields)
+        if stage == "fit" and self.hparams.output == "pca":
+            self._load_pca_basis()
+
+    def _load_pca_basis(self) -> None:
+        """`output: pca` predicts coefficients of the training landmarks' principal components,
+        which preparation computed (meta.json): copy them into the generator's buffer, which
+        checkpoints then carry. A basis already there (a resumed run) is kept."""
+        basis = self.generator.pca_components
+        if basis.abs().sum() > 0:
+            return
+        datamodule = getattr(self.trainer, "datamodule", None)
+        pca = (getattr(datamodule, "meta", None) or {}).get("pca") if datamodule is not None else None
+        wanted = basis.shape[0]
+        if not pca or len(pca.get("components", [])) < wanted:
+            found = len(pca["components"]) if pca else 0
+            raise TalkfaceError(
+                f"output: pca needs {wanted} principal components of the training landmarks, and the prepared "
+                f"data has {found}; lower pca_components or use output: displacement"
+            )
+        basis.copy_(torch.tensor(pca["components"][:wanted], dtype=basis.dtype))
 
     # ---- model
     def forward(self, audio_windows: torch.Tensor, identity_landmarks: torch.Tensor) -> torch.Tensor:

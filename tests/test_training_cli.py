@@ -134,3 +134,58 @@ def test_checkpoint_rebuilds_its_own_model_losses_included(tiny_prepared, tmp_pa
     assert set(model.losses.terms) == {"reconstruction", "sync"} and model.losses.terms["sync"].weight == 0.5
     assert model.hparams.num_words == 4  # linked from the data, not written in the config
     assert (checkpoint.parents[1] / "config.yaml").exists()
+
+
+@pytest.mark.slow
+def test_pca_output_trains_on_the_prepared_basis_and_keeps_it_in_the_checkpoint(tiny_prepared, tmp_path):
+    """`output: pca` used to keep an all-zero basis (every prediction = the identity face)."""
+    import json
+
+    from lightning_modules import LandmarkModule
+
+    code = main(
+        [
+            "fit",
+            "-c",
+            "landmark/sample",
+            *data_overrides(tiny_prepared, tmp_path),
+            *small_model("landmark"),
+            "--model.init_args.output",
+            "pca",
+            "--trainer.max_epochs",
+            "1",
+        ]
+    )
+    assert code == 0
+    checkpoint = next(tmp_path.rglob("last.ckpt"))
+    basis = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]["generator.pca_components"]
+    expected = json.loads((tiny_prepared / "meta.json").read_text())["pca"]["components"]
+    assert torch.allclose(basis, torch.tensor(expected, dtype=basis.dtype))
+    model = LandmarkModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()
+    windows, identity = torch.randn(1, 5, 28, model.hparams.feature_dim), torch.rand(1, 68, 2)
+    with torch.no_grad():
+        moved = model(windows, identity) - identity[:, None]
+    assert moved.abs().max() > 1e-6  # the mouth can move
+
+
+def test_pca_output_without_a_basis_in_the_data_is_one_line(tiny_prepared, tmp_path, capsys):
+    code = main(
+        [
+            "fit",
+            "-c",
+            "landmark/sample",
+            *data_overrides(tiny_prepared, tmp_path),
+            *small_model("landmark"),
+            "--model.init_args.output",
+            "pca",
+            "--model.init_args.pca_components",
+            "500",
+            "--trainer.max_epochs",
+            "1",
+        ]
+    )
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and error[-1].endswith(
+        "output: pca needs 500 principal components of the training landmarks, and the prepared data has 20; "
+        "lower pca_components or use output: displacement"
+    )
