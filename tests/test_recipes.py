@@ -31,6 +31,7 @@ def test_the_packaged_recipes_are_the_repository_configs():
         "generator/lrw",
         "generator/sample",
         "landmark/lrw",
+        "landmark/real",
         "landmark/sample",
     ]
 

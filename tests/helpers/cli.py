@@ -20,6 +20,8 @@ def data_overrides(prepared: Path, root: Path) -> list[str]:
         "null",
         "--data.sample",
         "null",
+        "--data.mix",
+        "null",
         "--data.batch_size",
         "2",
         "--data.num_workers",
