@@ -18,7 +18,7 @@ from lightning_modules import FaceGenModule, LandmarkModule
 from talkface.cli import main
 from talkface.errors import TalkfaceError
 from talkface.generation.checkpoints import check_resume_checkpoint, load_stage, safe_torch_load, save_untrained
-from tests.helpers.cli import cpu_overrides, data_overrides, generate_args, small_model
+from tests.helpers.cli import cpu_overrides, data_overrides, generate_args, run_cli, small_model
 from tests.helpers.media_factory import astronaut_face, tone, write_audio_file
 from tests.helpers.real_data import REPO
 
@@ -102,18 +102,7 @@ def test_generate_refuses_a_checkpoint_that_would_run_code(option, files, tmp_pa
 
 
 def test_generate_refuses_it_from_a_real_process_in_one_line(files, tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "talkface.cli",
-            *generate_args(files, tmp_path / "v.mp4", **{"landmark-ckpt": files["evil_landmark"]}),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-    )
+    result = run_cli(generate_args(files, tmp_path / "v.mp4", **{"landmark-ckpt": files["evil_landmark"]}), timeout=300)
     assert_refused(result.returncode, result.stderr, "generate", files["marker"])
     assert "Traceback" not in result.stderr and not (tmp_path / "v.mp4").exists()
 

@@ -20,7 +20,7 @@ from talkface.faces import get_extractor
 from talkface.generation import generate
 from talkface.generation.checkpoints import save_untrained
 from talkface.media import read_audio, read_video
-from tests.helpers.cli import generate_args
+from tests.helpers.cli import generate_args, run_cli
 from tests.helpers.media_factory import astronaut_face, tone, write_audio_file
 from tests.helpers.real_data import REAL_DATA, REPO, needs_real_data, real_files
 
@@ -141,18 +141,7 @@ def test_bad_input_is_one_line_exit_2_and_no_output(case, untrained, tmp_path, c
 @pytest.mark.slow
 def test_no_face_from_a_real_process_is_one_line_without_traceback(untrained, tmp_path):
     cv2.imwrite(str(tmp_path / "wall.png"), np.full((240, 240, 3), 128, np.uint8))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "talkface.cli",
-            *generate_args(untrained, tmp_path / "v.mp4", image=tmp_path / "wall.png"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-    )
+    result = run_cli(generate_args(untrained, tmp_path / "v.mp4", image=tmp_path / "wall.png"), timeout=300)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "v.mp4").exists()
