@@ -8,10 +8,10 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from pathlib import Path
 
 from talkface.errors import TalkfaceError
+from talkface.outputs import check_creatable
 
 FEATHER_RANGE = (0.0, 0.5)  # of the crop's side: 0.5 blends from the centre out
 MAX_SIDE_RANGE = (64, 16384)  # below 64 px no face is found; above, a photo is only slower
@@ -19,9 +19,8 @@ DEVICE_PATTERN = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 
 
 def check_output_file(out: Path, inputs: dict[str, str | Path], suffix: str, option: str = "--out") -> None:
-    """A file the command may create: right suffix, not a folder, not one of the inputs, and a
-    writable place (probed by creating and removing a hidden file: `os.access` says yes to root
-    even where nothing can be created, such as /proc)."""
+    """A file the command may create: right suffix, not a folder, not one of the inputs, in a
+    place that can be made and written."""
     out = Path(out)
     if out.suffix.lower() != suffix:
         raise TalkfaceError(f"{option} {out}: the output is written as {suffix}; give a name ending in {suffix}")
@@ -32,19 +31,7 @@ def check_output_file(out: Path, inputs: dict[str, str | Path], suffix: str, opt
             raise TalkfaceError(
                 f"{option} {out} is the {input_option} file; it would be overwritten: choose another name"
             )
-    folder = out.parent
-    while not folder.exists() and folder.parent != folder:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise TalkfaceError(f"{option} {out} cannot be made: {folder} is a file, not a folder")
-    try:
-        handle, probe = tempfile.mkstemp(prefix=".talkface-write-test-", dir=folder)
-    except OSError as error:
-        raise TalkfaceError(
-            f"{option} {out} cannot be written ({error.strerror or error} in {folder}); choose another place"
-        ) from None
-    os.close(handle)
-    os.unlink(probe)
+    check_creatable(out.parent, out, option)
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -30,22 +30,27 @@ def check_output_folder(path: str | Path, option: str = "--out") -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise TalkfaceError(f"{option} {path} is an existing file; give a folder (a new or empty one)")
-    existing = path
-    while not existing.exists():  # the nearest existing ancestor: where the folder would be made
-        if existing.parent == existing:
-            break
+    check_creatable(path, path, option)
+    return path
+
+
+def check_creatable(target: Path, shown: Path, option: str) -> None:
+    """`target` (a folder, or the folder a file goes in) can be made and written: its nearest
+    existing ancestor is a folder in which something can be created (probed by making and
+    removing a hidden folder, since `os.access` says yes to root even on /proc)."""
+    existing = Path(target)
+    while not existing.exists() and existing.parent != existing:
         existing = existing.parent
-    if existing.exists() and not existing.is_dir():
-        raise TalkfaceError(f"{option} {path} cannot be made: {existing} is a file, not a folder")
+    if not existing.is_dir():
+        raise TalkfaceError(f"{option} {shown} cannot be made: {existing} is a file, not a folder")
     try:
         probe = tempfile.mkdtemp(prefix=".talkface-write-test-", dir=existing)
     except OSError as error:
         reason = error.strerror or type(error).__name__
         raise TalkfaceError(
-            f"{option} {path} cannot be made: nothing can be created in {existing} ({reason}); choose another folder"
+            f"{option} {shown} cannot be made: {existing} cannot be written ({reason}); choose another place"
         ) from None
     shutil.rmtree(probe, ignore_errors=True)
-    return path
 
 
 def check_no_overlap(out: str | Path, src: str | Path, out_option: str = "--out", src_option: str = "--src") -> None:
