@@ -32,7 +32,7 @@ def rewrite_arguments(argv: list[str]) -> list[str]:
     out: list[str] = []
     configs: dict[int, dict] = {}  # index in `out` of a config value -> the parsed config
     losses_values: dict[int, dict] = {}  # index in `out` of a --model.init_args.losses value -> the dict
-    losses: dict | None = None  # the losses dict in effect so far (inside one of `parsed`)
+    losses: dict | None = None  # the losses dict in effect so far (inside one of the above)
     index = 0
     while index < len(argv):
         option, value, index = _next_option(argv, index)
@@ -42,7 +42,8 @@ def rewrite_arguments(argv: list[str]) -> list[str]:
         out += [option, value]
         if option in CONFIG_OPTIONS:
             configs[len(out) - 1] = config = load_composed(value)
-            losses = _losses_of(config) if _losses_of(config) is not None else losses
+            if (configured := _losses_of(config)) is not None:
+                losses = configured
         elif option == LOSSES_OPTION:
             value = _parse_value(value, option)
             if not isinstance(value, dict):
