@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,12 +71,14 @@ def generate(
     render_batch: int = 8,
     device: str = "cpu",
     progress: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> GenerationResult:
     """Make `out` (H.264 + AAC mp4, 25 fps) of the face in `image` speaking `audio`.
 
     `landmark_ckpt` / `generator_ckpt` are checkpoint paths (stage 1 / stage 2) or loaded modules.
     With `paste_back` (default) the frames are the whole photo with the generated face blended in
     through a feathered edge of `feather` × crop size; without, the aligned face crop itself.
+    `on_progress(done, total)` is called after every encoded frame (a web page's progress bar).
     """
     started = time.perf_counter()
     check_feather(feather, "feather")
@@ -109,6 +112,8 @@ def generate(
                 written += 1
                 first_frame = first_frame or time.perf_counter() - started
                 bar.update(1)
+                if on_progress is not None:
+                    on_progress(written, total_frames)
 
         chunk = max(1, round(chunk_seconds * FPS)) * SAMPLES_PER_FRAME
         for samples in stream_audio(audio, SAMPLE_RATE, chunk):
