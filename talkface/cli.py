@@ -20,7 +20,18 @@ from talkface.errors import TalkfaceError
 # reported in well under a second.
 SUBCOMMANDS = {
     name: f"talkface.commands.{name}"
-    for name in ("demo", "generate", "sample", "inspect", "prepare", "ablate", "evaluate", "export", "benchmark")
+    for name in (
+        "demo",
+        "generate",
+        "serve",
+        "sample",
+        "inspect",
+        "prepare",
+        "ablate",
+        "evaluate",
+        "export",
+        "benchmark",
+    )
 }
 
 
