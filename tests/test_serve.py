@@ -1,0 +1,201 @@
+"""`talkface serve`: its command line, and its HTTP API tested against a real server process."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import av
+import pytest
+
+from talkface.serve.limits import shown_name, stored_name
+from tests.helpers.cli import run_cli
+from tests.helpers.serve import make_inputs, running_server
+
+requests = pytest.importorskip("requests", reason="the dev extra (pip install -e '.[dev]') has requests")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    return make_inputs(tmp_path_factory.mktemp("serve_inputs"))
+
+
+@pytest.fixture(scope="module")
+def server(files, tmp_path_factory):
+    log = tmp_path_factory.mktemp("serve_log") / "server.log"
+    with running_server(files, log, "--max-upload-mb", "2") as running:
+        yield running
+
+
+def post(server, files: dict, data: dict | None = None, path: str = "/v1/generate", timeout: float = 300):
+    """A multipart POST of `files` ({field: Path or (name, bytes)})."""
+    opened = {
+        field: (value.name, value.read_bytes()) if isinstance(value, Path) else value for field, value in files.items()
+    }
+    return requests.post(f"{server.url}{path}", files=opened, data=data or {}, timeout=timeout)
+
+
+def check_mp4(path: Path) -> tuple[int, float]:
+    """(frames, audio seconds) of a decodable 25 fps H.264 + AAC mp4; fails otherwise."""
+    with av.open(str(path)) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        assert video.average_rate == 25 and video.codec_context.name == "h264"
+        assert audio.codec_context.name == "aac"
+        frames = sum(1 for _ in container.decode(video))
+    with av.open(str(path)) as container:
+        samples = sum(frame.samples for frame in container.decode(container.streams.audio[0]))
+        rate = container.streams.audio[0].rate
+    return frames, samples / rate
+
+
+def test_help_names_every_option():
+    result = run_cli(["serve", "--help"])
+    assert result.returncode == 0
+    for option in ("--host", "--port", "--landmark-ckpt", "--generator-ckpt", "--queue", "--max-upload-mb"):
+        assert option in result.stdout
+    assert "127.0.0.1" in result.stdout and "7860" in result.stdout
+
+
+def test_one_checkpoint_without_the_other_is_one_line():
+    result = run_cli(["serve", "--landmark-ckpt", "x.ckpt"])
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "give both --landmark-ckpt and --generator-ckpt" in result.stderr
+
+
+def test_upload_names_never_become_paths():
+    assert stored_name("image", "../../etc/passwd") == "image"
+    assert stored_name("image", "photo.JPG") == "image.jpg"
+    assert stored_name("audio", "a/b/../speech.tar.gz;rm") == "audio"
+    assert shown_name("C:\\Users\\me\\face.png", "image") == "face.png"
+    assert shown_name("", "audio") == "audio"
+
+
+@pytest.mark.slow
+def test_a_request_returns_a_25_fps_mp4_with_audio_and_leaves_nothing(server, files, tmp_path):
+    health = requests.get(f"{server.url}/healthz", timeout=10)
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    started = time.perf_counter()
+    response = post(server, {"image": files["image"], "audio": files["audio"]}, {"max_side": "256"})
+    seconds = time.perf_counter() - started
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "video/mp4"
+    out = tmp_path / "talking.mp4"
+    out.write_bytes(response.content)
+    frames, audio_seconds = check_mp4(out)
+    assert frames == 50 and abs(audio_seconds - 2.0) < 0.05
+    print(f"one request: {seconds:.2f} s")
+    job_folders = _job_folders(server)
+    assert job_folders == [], job_folders  # removed after the response
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "case",
+    ["text as image", "empty audio", "oversized upload", "image as audio", "no face", "missing field", "bad option"],
+)
+def test_bad_requests_get_a_4xx_with_one_line(server, files, case):
+    expected = {
+        "text as image": (
+            415,
+            {"image": ("notes.png", b"just some text\n"), "audio": files["audio"]},
+            "notes.png: not a readable image",
+        ),
+        "empty audio": (415, {"image": files["image"], "audio": ("speech.wav", b"")}, "speech.wav: the file is empty"),
+        "oversized upload": (
+            413,
+            {"image": ("big.png", b"\0" * 3 * 1024 * 1024), "audio": files["audio"]},
+            "larger than the server's limit of 2 MB",
+        ),
+        "image as audio": (415, {"image": files["image"], "audio": files["image"]}, "face.png"),
+        "no face": (422, {"image": ("wall.png", _grey_png()), "audio": files["audio"]}, "no face found in wall.png"),
+        "missing field": (400, {"image": files["image"]}, "send a speech recording as the file field `audio`"),
+    }
+    if case == "bad option":
+        response = post(server, {"image": files["image"], "audio": files["audio"]}, {"feather": "3"})
+        status, phrase = 400, "feather 3.0"
+    else:
+        status, upload, phrase = expected[case]
+        response = post(server, upload)
+    assert response.status_code == status, response.text
+    message = response.json()["error"]
+    assert phrase in message and "\n" not in message and "/tmp" not in message
+    assert requests.get(f"{server.url}/healthz", timeout=10).status_code == 200
+
+
+@pytest.mark.slow
+def test_page_jobs_report_progress_and_serve_their_video_once(server, files, tmp_path):
+    response = post(server, {"image": files["image"], "audio": files["audio"]}, {"paste_back": "false"}, "/v1/jobs")
+    assert response.status_code == 202
+    job = response.json()["id"]
+    seen = []
+    for _ in range(600):
+        state = requests.get(f"{server.url}/v1/jobs/{job}", timeout=10).json()
+        seen.append((state["state"], state["done"], state["total"]))
+        if state["state"] in ("done", "failed"):
+            break
+        time.sleep(0.05)
+    assert state["state"] == "done", state
+    assert seen[-1][1:] == (50, 50)
+    video = requests.get(f"{server.url}/v1/jobs/{job}/video", timeout=30)
+    assert video.status_code == 200
+    (tmp_path / "crop.mp4").write_bytes(video.content)
+    assert check_mp4(tmp_path / "crop.mp4")[0] == 50
+    assert requests.get(f"{server.url}/v1/jobs/{job}/video", timeout=10).status_code == 404  # served once, removed
+    assert requests.get(f"{server.url}/v1/jobs/..%2F..%2Fetc%2Fpasswd/video", timeout=10).status_code == 404
+
+
+@pytest.mark.slow
+def test_a_burst_is_served_or_told_to_retry_within_bounded_memory(files, tmp_path):
+    with running_server(files, tmp_path / "server.log", "--queue", "4") as server:
+        upload = {"image": files["image"], "audio": files["audio"]}
+        first = post(server, upload, {"max_side": "256"})
+        assert first.status_code == 200, first.text
+        single = server.peak_rss_kb()
+
+        def one(index: int):
+            response = post(server, upload, {"max_side": "256"}, timeout=600)
+            if response.status_code == 200:
+                (tmp_path / f"burst{index}.mp4").write_bytes(response.content)
+            return response
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(12) as pool:
+            responses = list(pool.map(one, range(12)))
+        seconds = time.perf_counter() - started
+        statuses = [response.status_code for response in responses]
+        served = statuses.count(200)
+        assert set(statuses) <= {200, 503}, [(r.status_code, r.text[:200]) for r in responses]
+        assert 1 <= served <= 5  # one running and four waiting at most
+        for response in responses:
+            if response.status_code == 503:
+                assert int(response.headers["Retry-After"]) > 0
+                assert "busy" in response.json()["error"]
+        for index, response in enumerate(responses):
+            if response.status_code == 200:
+                assert check_mp4(tmp_path / f"burst{index}.mp4")[0] == 50
+        assert server.process.poll() is None
+        assert requests.get(f"{server.url}/healthz", timeout=10).json()["busy"] == 0
+        burst = server.peak_rss_kb()
+        report = {"served": served, "refused": 12 - served, "seconds": round(seconds, 1)}
+        report |= {"peak_rss_single_mb": single // 1024, "peak_rss_burst_mb": burst // 1024}
+        print(json.dumps(report))
+        assert burst <= 1.5 * single, report
+        assert _job_folders(server) == []
+
+
+def _grey_png() -> bytes:
+    """A photo without a face."""
+    import cv2
+    import numpy as np
+
+    ok, data = cv2.imencode(".png", np.full((240, 240, 3), 128, np.uint8))
+    assert ok
+    return data.tobytes()
+
+
+def _job_folders(server) -> list[Path]:
+    """What is left in the server's temporary folders (TMPDIR points the server at its own)."""
+    return [job for root in server.tmp.glob("talkface-serve-*") for job in root.iterdir()]
