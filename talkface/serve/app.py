@@ -61,7 +61,14 @@ def create_app(models: Models, limits: Limits) -> FastAPI:
         yield
         await anyio.to_thread.run_sync(jobs.close)
 
-    app = FastAPI(title="talkface", summary="Photo + speech → talking-face video", lifespan=lifespan)
+    # No /docs: FastAPI's docs pages load their scripts from a CDN, which an offline server cannot reach.
+    app = FastAPI(
+        title="talkface",
+        summary="Photo + speech → talking-face video",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.jobs = jobs
     page = resources.files("talkface.serve").joinpath("page.html").read_text(encoding="utf-8")
     checking = threading.Lock()  # uploads are decoded one at a time: memory stays that of one
