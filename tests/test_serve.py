@@ -65,6 +65,21 @@ def test_one_checkpoint_without_the_other_is_one_line():
     assert "give both --landmark-ckpt and --generator-ckpt" in result.stderr
 
 
+def test_a_taken_port_is_one_line_before_any_model_loads():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(["serve", "--landmark-ckpt", "a.ckpt", "--generator-ckpt", "b.ckpt", "--port", str(port)])
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == f"talkface serve: error: cannot listen on 127.0.0.1:{port} (Address already in use); choose another --port or --host"
+    )
+
+
 def test_upload_names_never_become_paths():
     assert stored_name("image", "../../etc/passwd") == "image"
     assert stored_name("image", "photo.JPG") == "image.jpg"

@@ -45,6 +45,8 @@ def page(tmp_path_factory):
         "--disable-dev-shm-usage",
         "--autoplay-policy=no-user-gesture-required",
         "--window-size=1100,1500",
+        "--use-fake-ui-for-media-stream",  # microphone and camera: Chromium's own test devices
+        "--use-fake-device-for-media-stream",
     ):
         options.add_argument(argument)
     with running_server(files, folder / "server.log") as server:
@@ -115,3 +117,32 @@ def test_the_page_shows_a_wrong_file_as_one_line_and_offers_the_example(page, tm
     assert browser.find_element(By.ID, "image-name").text.startswith("face.png")
     assert browser.find_element(By.ID, "audio-name").text.startswith("speech.wav")
     assert browser.find_element(By.ID, "error").text == ""
+
+
+@pytest.mark.slow
+def test_the_page_records_speech_and_takes_a_photo(page):
+    """Chromium's fake microphone (a beep) and camera (a moving pattern, no face): the recording
+    makes a video with the uploaded photo, and the snapshot is refused with the no-face line."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser, server, files = page
+    browser.get(server.url)
+    wait = WebDriverWait(browser, 120, poll_frequency=0.2)
+    browser.find_element(By.ID, "record-button").click()
+    wait.until(lambda driver: driver.find_element(By.ID, "record-button").text == "Stop recording")
+    time.sleep(2.0)
+    browser.find_element(By.ID, "record-button").click()
+    wait.until(lambda driver: driver.find_element(By.ID, "audio-name").text.startswith("recording."))
+    browser.find_element(By.ID, "image").send_keys(str(files["image"]))
+    browser.find_element(By.ID, "generate").click()
+    wait.until(lambda driver: driver.find_element(By.ID, "status").text.startswith("Done"))
+    assert browser.find_element(By.ID, "error").text == ""
+
+    browser.find_element(By.ID, "camera-button").click()
+    wait.until(lambda driver: driver.execute_script("return document.getElementById('camera').videoWidth > 0"))
+    browser.find_element(By.ID, "camera-button").click()
+    wait.until(lambda driver: driver.find_element(By.ID, "image-name").text.startswith("camera.png"))
+    browser.find_element(By.ID, "generate").click()
+    wait.until(lambda driver: driver.find_element(By.ID, "error").text)
+    assert browser.find_element(By.ID, "error").text.startswith("no face found in camera.png")

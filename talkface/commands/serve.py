@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 import time
 
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     limits = Limits(args.max_upload_mb, args.max_audio_seconds, args.queue)
     limits.check()
     check_device_name(args.device)
+    _check_listenable(args.host, args.port)  # before the models load: a taken port is known at once
     check_device_available(args.device)
 
     from talkface.serve.app import create_app
@@ -63,6 +65,18 @@ def run(args: argparse.Namespace) -> int:
     if not _serve(app, args.host, args.port):
         raise TalkfaceError(f"could not listen on {args.host}:{args.port} (the reason is in the line above)")
     return 0
+
+
+def _check_listenable(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise TalkfaceError(
+                f"cannot listen on {host}:{port} ({error.strerror}); choose another --port or --host"
+            ) from None
 
 
 def _url_host(host: str) -> str:
