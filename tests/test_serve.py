@@ -65,6 +65,16 @@ def test_one_checkpoint_without_the_other_is_one_line():
     assert "give both --landmark-ckpt and --generator-ckpt" in result.stderr
 
 
+def test_without_checkpoints_it_needs_the_released_models(monkeypatch, tmp_path, capsys):
+    import talkface.weights
+    from talkface.cli import main
+
+    monkeypatch.setattr(talkface.weights, "LANDMARK", tmp_path / "landmark_real.safetensors")
+    assert main(["serve", "--port", "0"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("talkface serve: error: the released models are not installed") and "\n" not in error
+
+
 def test_a_taken_port_is_one_line_before_any_model_loads():
     import socket
 
@@ -163,6 +173,27 @@ def test_page_jobs_report_progress_and_serve_their_video_once(server, files, tmp
 
 
 @pytest.mark.slow
+def test_a_client_that_hangs_up_frees_the_queue(server, files, tmp_path):
+    import http.client
+
+    from tests.helpers.media_factory import tone, write_audio_file
+
+    speech = write_audio_file(tmp_path / "long.mp3", tone(30.0, 22050, 220.0), 22050)  # ~15 s of work
+    form = {"image": files["image"].read_bytes(), "audio": speech.read_bytes()}
+    prepared = requests.Request("POST", f"{server.url}/v1/generate", files=form).prepare()
+    connection = http.client.HTTPConnection(server.url.removeprefix("http://"), timeout=30)
+    connection.request("POST", "/v1/generate", body=prepared.body, headers=dict(prepared.headers))
+    time.sleep(1.5)
+    assert _busy(server) == 1
+    connection.close()  # hang up while the video is being made
+    deadline = time.monotonic() + 8  # long before the 30 s of speech would be done
+    while _busy(server) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert _busy(server) == 0
+    assert _job_folders(server) == []
+
+
+@pytest.mark.slow
 def test_a_burst_is_served_or_told_to_retry_within_bounded_memory(files, tmp_path):
     with running_server(files, tmp_path / "server.log", "--queue", "4") as server:
         upload = {"image": files["image"], "audio": files["audio"]}
@@ -199,6 +230,10 @@ def test_a_burst_is_served_or_told_to_retry_within_bounded_memory(files, tmp_pat
         print(json.dumps(report))
         assert burst <= 1.5 * single, report
         assert _job_folders(server) == []
+
+
+def _busy(server) -> int:
+    return requests.get(f"{server.url}/healthz", timeout=10).json()["busy"]
 
 
 def _grey_png() -> bytes:

@@ -41,6 +41,7 @@ from talkface.serve.limits import (
 from talkface.serve.models import Models
 
 RETRY_AFTER_SECONDS = 30
+DISCONNECT_CHECK_SECONDS = 1.0
 FORM_OPTIONS = ("paste_back", "feather", "max_side")
 EXAMPLE_SENTENCE = "Hello! This face was made from one photo and this recording, through predicted landmarks."
 
@@ -101,7 +102,10 @@ def create_app(models: Models, limits: Limits) -> FastAPI:
         job, refusal = await _accept(request, jobs, limits, checking)
         if refusal is not None:
             return refusal
-        await asyncio.wrap_future(job.future)
+        await _wait(job, request)
+        if job.cancelled:  # nobody is there to answer
+            jobs.remove(job)
+            return Response(status_code=499)
         if job.error is not None:
             jobs.remove(job)
             return _error(job.status, job.error)
@@ -208,6 +212,16 @@ async def _read_upload(request: Request, job: Job, limits: Limits, checking: thr
             check_audio(audio, job.names[str(audio)], limits)
 
     await anyio.to_thread.run_sync(check)
+
+
+async def _wait(job: Job, request: Request) -> None:
+    """Waits for the job; a client that hangs up cancels it, so abandoned requests never hold the queue."""
+    finished = asyncio.wrap_future(job.future)
+    while not finished.done():
+        await asyncio.wait({finished}, timeout=DISCONNECT_CHECK_SECONDS)
+        if not finished.done() and await request.is_disconnected():
+            job.cancelled = True
+            await finished
 
 
 def _options(form) -> dict:

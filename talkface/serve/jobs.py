@@ -34,6 +34,10 @@ class ShuttingDown(TalkfaceError):
     """The server stopped before the job ran or finished."""
 
 
+class Cancelled(TalkfaceError):
+    """The client went away before its video was ready."""
+
+
 @dataclass
 class Job:
     id: str
@@ -48,6 +52,7 @@ class Job:
     status: int = 200  # the HTTP status of a failure
     output: Path | None = None
     finished_at: float | None = None
+    cancelled: bool = False  # its client went away: skipped if waiting, stopped at the next frame if running
     future: Future = field(default_factory=Future)  # resolved (with the job) when it ends either way
 
     def message(self, error: Exception) -> str:
@@ -154,11 +159,16 @@ class JobQueue:
             if self.closing.is_set():
                 self._finish(job, ShuttingDown("the server is shutting down; try again later"), 503)
                 continue
+            if job.cancelled:
+                self._finish(job, Cancelled("cancelled: the client went away"), 499)
+                continue
             job.state = "running"
             try:
                 job.output = self.work(job, functools.partial(self._progress, job))
             except ShuttingDown as error:
                 self._finish(job, error, 503)
+            except Cancelled as error:
+                self._finish(job, error, 499)
             except TalkfaceError as error:  # the user's photo or speech: the same line the CLI prints
                 self._finish(job, error, 422)
             except Exception as error:  # a bug: logged with its traceback, one line to the user
@@ -174,6 +184,8 @@ class JobQueue:
     def _progress(self, job: Job, done: int, total: int) -> None:
         if self.closing.is_set():
             raise ShuttingDown("the server is shutting down; try again later")
+        if job.cancelled:
+            raise Cancelled("cancelled: the client went away")
         job.done, job.total = done, total
 
     def _finish(self, job: Job, error: Exception | None, status: int) -> None:
