@@ -90,6 +90,32 @@ def test_a_taken_port_is_one_line_before_any_model_loads():
     )
 
 
+def test_models_loaded_once_keep_their_feature_settings(files, tmp_path):
+    """The server hands generate() LoadedModels: their data facts (here MFCC features, not the
+    default log-mel) must reach the pipeline as they do when it is given the file."""
+    import torch
+
+    from lightning_modules import LandmarkModule
+    from talkface.audio.features import FeatureConfig
+    from talkface.errors import TalkfaceError
+    from talkface.generation import generate
+    from talkface.generation.checkpoints import LoadedModel, load_model
+
+    mfcc = FeatureConfig(kind="mfcc")
+    model = LandmarkModule(num_words=4, hidden=32, audio_dim=32, layers=1, feature_dim=mfcc.dim).eval()
+    generator = load_model(files["generator"], "--generator-ckpt")
+    with pytest.raises(TalkfaceError, match="-dim audio features"):  # without its facts: the default features
+        generate(files["image"], files["audio"], model, generator, tmp_path / "bare.mp4")
+    loaded = LoadedModel(model, {"features": mfcc.to_dict()}, {})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: more threads only spin on busy cores
+    try:
+        result = generate(files["image"], files["audio"], loaded, generator, tmp_path / "loaded.mp4")
+    finally:
+        torch.set_num_threads(threads)
+    assert result.frames == 50
+
+
 def test_upload_names_never_become_paths():
     assert stored_name("image", "../../etc/passwd") == "image"
     assert stored_name("image", "photo.JPG") == "image.jpg"

@@ -155,7 +155,7 @@ def create_app(models: Models, limits: Limits) -> FastAPI:
 
 async def _accept(request: Request, jobs: JobQueue, limits: Limits, checking: threading.Lock):
     """(the queued job, None) or (None, the refusal). A place is taken before the upload is read."""
-    body = _CappedBody(request.receive, limits.max_upload_bytes)
+    body = _CappedBody(request.receive, limits.max_upload_bytes, too_large_message(limits))
     expects_continue = "100-continue" in request.headers.get("expect", "").lower()
     try:
         if _declared_length(request) > limits.max_upload_bytes:
@@ -177,7 +177,7 @@ async def _accept(request: Request, jobs: JobQueue, limits: Limits, checking: th
             raise
         return jobs.submit(job), None
     except UploadTooLarge as error:
-        refusal = Refused(413, str(error) if str(error) else too_large_message(limits))
+        refusal = Refused(413, str(error))
     except NotMedia as error:
         refusal = Refused(415, str(error))
     except HTTPException as error:  # a malformed multipart body
@@ -290,8 +290,8 @@ def _declared_length(request: Request) -> int:
 class _CappedBody:
     """An ASGI `receive` that counts the body and stops it past the limit, while it is read."""
 
-    def __init__(self, receive, limit: int) -> None:
-        self.receive, self.limit = receive, limit
+    def __init__(self, receive, limit: int, message: str) -> None:
+        self.receive, self.limit, self.message = receive, limit, message
         self.read, self.ended = 0, False
 
     async def __call__(self):
@@ -300,7 +300,7 @@ class _CappedBody:
             self.read += len(message.get("body", b""))
             self.ended = not message.get("more_body", False)
             if self.read > self.limit:
-                raise UploadTooLarge("")
+                raise UploadTooLarge(self.message)
         elif message["type"] == "http.disconnect":
             self.ended = True
         return message
