@@ -275,3 +275,44 @@ def _grey_png() -> bytes:
 def _job_folders(server) -> list[Path]:
     """What is left in the server's temporary folders (TMPDIR points the server at its own)."""
     return [job for root in server.tmp.glob("talkface-serve-*") for job in root.iterdir()]
+
+
+def test_the_queue_is_bounded_and_forgets_unfetched_videos(monkeypatch):
+    import threading
+
+    from talkface.errors import NoFaceError
+    from talkface.serve import jobs as jobs_module
+    from talkface.serve.jobs import JobQueue, QueueFull
+
+    monkeypatch.setattr(jobs_module, "SWEEP_SECONDS", 0.05)
+    release = threading.Event()
+
+    def work(job, on_progress):
+        release.wait(10)
+        if job.options.get("fail"):
+            raise NoFaceError(f"no face found in {job.folder / 'image.png'}: use another photo")
+        (job.folder / "talking.mp4").write_bytes(b"video")
+        return job.folder / "talking.mp4"
+
+    queue = JobQueue(work, waiting=1, keep_seconds=0.2)
+    try:
+        queue.reserve()
+        queue.reserve()
+        with pytest.raises(QueueFull):  # one running, one waiting: full
+            queue.reserve()
+        failing, done = queue.new_job(), queue.new_job()
+        failing.options, failing.names = {"fail": True}, {str(failing.folder / "image.png"): "me.jpg"}
+        queue.submit(failing), queue.submit(done)
+        assert queue.position(done) == 1
+        release.set()
+        assert failing.future.result(10).status == 422
+        assert failing.error == "no face found in me.jpg: use another photo" and not failing.folder.exists()
+        assert done.future.result(10).state == "done" and done.output.exists()
+        assert queue.busy() == 0
+        deadline = time.monotonic() + 5
+        while queue.get(done.id) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert queue.get(done.id) is None and not done.folder.exists()  # nobody fetched it: removed
+    finally:
+        queue.close()
+    assert not queue.root.exists()

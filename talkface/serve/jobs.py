@@ -24,6 +24,7 @@ from pathlib import Path
 from talkface.errors import TalkfaceError
 
 log = logging.getLogger("talkface.serve")
+SWEEP_SECONDS = 60
 
 
 class QueueFull(Exception):
@@ -153,7 +154,11 @@ class JobQueue:
 
     def _run(self) -> None:
         while True:
-            job = self.pending.get()
+            try:
+                job = self.pending.get(timeout=SWEEP_SECONDS)
+            except queue.Empty:  # idle: forget the videos nobody came back for
+                self.sweep()
+                continue
             if job is None:
                 break
             if self.closing.is_set():
