@@ -1,0 +1,84 @@
+"""Warp an identity frame so that its landmarks land on target landmarks: stage 2's geometry.
+
+A generator that has to redraw the whole face from a bottleneck learns the faces it was trained
+on and blurs everyone else's. Moving the photo's own pixels instead keeps any identity: for each
+output pixel, a backward displacement (where to read the reference) is interpolated from the 68
+landmark displacements (target → reference) by Gaussian radial basis functions, with points
+along the crop border pinned so the background stays put, evaluated on a coarse grid, upsampled
+and applied with `grid_sample`. The network then only corrects what a warp cannot make (the
+inside of an opening mouth, teeth, creases).
+
+Coordinates are the pipeline's: landmarks normalised to [0, 1] of the square crop.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+BORDER_POINTS_PER_SIDE = 8
+FIELD_STEP = 4  # the field is evaluated every 4 output pixels, then upsampled bilinearly
+
+
+def _border_points(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(4 * n, 2) points along the crop's edge, pinned (displacement 0)."""
+    t = torch.linspace(0, 1, BORDER_POINTS_PER_SIDE + 1, device=device, dtype=dtype)[:-1]
+    zeros, ones = torch.zeros_like(t), torch.ones_like(t)
+    return torch.cat(
+        [torch.stack(p, dim=-1) for p in ((t, zeros), (ones, t), (1 - t, ones), (zeros, 1 - t))],
+        dim=0,
+    )
+
+
+def _gaussian(a: torch.Tensor, b: torch.Tensor, sigma: float) -> torch.Tensor:
+    """exp(-|a_i - b_j|² / 2σ²) for (B, N, 2) and (B, M, 2) → (B, N, M)."""
+    return torch.exp(-torch.cdist(a, b).pow(2) / (2 * sigma**2))
+
+
+def displacement_field(
+    reference_landmarks: torch.Tensor,
+    target_landmarks: torch.Tensor,
+    size: int,
+    sigma: float = 0.1,
+    smoothing: float = 1e-3,
+) -> torch.Tensor:
+    """(B, 2, size, size) backward displacement in [0, 1] units: output pixel x reads the reference at x + d(x).
+
+    reference_landmarks, target_landmarks: (B, 68, 2) in [0, 1]. `sigma` is the Gaussian's width
+    in crop units (0.1 ≈ half a mouth width); `smoothing` a ridge term that keeps the field
+    smooth where points crowd.
+    """
+    batch = target_landmarks.shape[0]
+    dtype = torch.float32  # the solve needs float32 even under mixed precision
+    target = target_landmarks.to(dtype)
+    border = _border_points(target.device, dtype).expand(batch, -1, -1)
+    centres = torch.cat([target, border], dim=1)  # (B, N, 2)
+    values = torch.cat([reference_landmarks.to(dtype) - target, torch.zeros_like(border)], dim=1)
+    kernel = _gaussian(centres, centres, sigma)
+    eye = torch.eye(kernel.shape[-1], device=kernel.device, dtype=dtype)
+    weights = torch.linalg.solve(kernel + smoothing * eye, values)  # (B, N, 2)
+    coarse = max(2, size // FIELD_STEP)
+    axis = (torch.arange(coarse, device=target.device, dtype=dtype) + 0.5) / coarse
+    grid_y, grid_x = torch.meshgrid(axis, axis, indexing="ij")
+    pixels = torch.stack([grid_x, grid_y], dim=-1).reshape(1, -1, 2).expand(batch, -1, -1)
+    field = _gaussian(pixels, centres, sigma) @ weights  # (B, coarse², 2)
+    field = field.transpose(1, 2).reshape(batch, 2, coarse, coarse)
+    return F.interpolate(field, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def warp_by_field(image: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
+    """Sample image (B, C, S, S) at x + field(x); field (B, 2, S, S) in [0, 1] units."""
+    size = image.shape[-1]
+    axis = (torch.arange(size, device=image.device, dtype=field.dtype) + 0.5) / size
+    grid_y, grid_x = torch.meshgrid(axis, axis, indexing="ij")
+    source = torch.stack([grid_x, grid_y], dim=0)[None] + field  # (B, 2, S, S) in [0, 1]
+    grid = (source * 2 - 1).permute(0, 2, 3, 1)  # grid_sample's [-1, 1], x first
+    return F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def warp_to_landmarks(
+    image: torch.Tensor, reference_landmarks: torch.Tensor, target_landmarks: torch.Tensor, sigma: float = 0.1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The image warped so its landmarks move to the targets, and the field used (B, 2, S, S)."""
+    field = displacement_field(reference_landmarks, target_landmarks, image.shape[-1], sigma)
+    return warp_by_field(image, field), field

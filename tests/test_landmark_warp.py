@@ -1,0 +1,69 @@
+"""Stage 2's geometry: the landmark-driven warp of the photo, in the network and at photo resolution."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from talkface.faces.warp_paste import WarpPaster
+from talkface.networks.landmark_warp import displacement_field, warp_to_landmarks
+from talkface.networks.unet_generator import UNetGenerator
+from tests.test_generator_networks import open_mouth, template_landmarks
+
+
+def field_at(field: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """The field (B, 2, S, S) read at normalised points (B, N, 2) → (B, N, 2)."""
+    return F.grid_sample(field, (points * 2 - 1)[:, :, None], align_corners=False)[..., 0].transpose(1, 2)
+
+
+def test_the_field_moves_each_landmark_where_it_should_and_pins_the_border():
+    reference = template_landmarks(128, batch=2)
+    target = open_mouth(reference, 0.04)
+    field = displacement_field(reference, target, 128)
+    wanted = reference - target  # output pixel at a target point reads the reference point
+    moved = [56, 57, 58, 65, 66, 67, 8]
+    error = (field_at(field, target)[:, moved] - wanted[:, moved]).norm(dim=-1)
+    assert error.mean() < 0.25 * wanted[:, moved].norm(dim=-1).mean()
+    border = torch.cat([field[..., 0, :], field[..., :, 0], field[..., :, -1]], dim=-1)  # the chin nears the bottom
+    assert border.abs().max() < 0.15 * wanted.abs().max()  # the background (nearly) stays put
+
+
+def test_no_motion_is_no_change():
+    image = torch.rand(1, 3, 64, 64)
+    landmarks = template_landmarks(64)
+    warped, field = warp_to_landmarks(image, landmarks, landmarks)
+    assert field.abs().max() < 1e-6 and torch.allclose(warped, image, atol=1e-5)
+
+
+def test_a_warping_generator_starts_from_the_warp_and_says_how_it_moved():
+    torch.manual_seed(0)
+    generator = UNetGenerator(image_size=64, base_channels=8, depth=3, residual_blocks=1, warp_reference=True)
+    reference = torch.rand(2, 3, 64, 64) * 2 - 1
+    landmarks = template_landmarks(64, batch=2)
+    out = generator.generate(reference, open_mouth(landmarks), landmarks)
+    warped, field = warp_to_landmarks(reference, landmarks, open_mouth(landmarks))
+    assert torch.allclose(out.field, field)
+    assert out.mask.mean() < 0.1  # untrained, it trusts the warp
+    assert (out.image - warped).abs().mean() < 0.1 < (out.image - reference).abs().mean() + 0.1
+
+
+def test_warp_paster_keeps_the_photo_without_motion_and_moves_it_with_a_field():
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (200, 240, 3), dtype=np.uint8)
+    matrix = np.array([[0.8, 0.0, -30.0], [0.0, 0.8, -20.0]])  # photo pixels → crop pixels
+    paster = WarpPaster(photo, matrix, 128, feather=0.1)
+    still = paster.paste_warp(
+        np.zeros((128, 128, 2), np.float32), np.zeros((128, 128, 3), np.uint8), np.zeros((128, 128))
+    )
+    assert np.array_equal(still, photo)
+    shift = np.zeros((128, 128, 2), np.float32)
+    shift[..., 0] = 4 / 128  # read 4 crop pixels (5 photo pixels) to the right
+    moved = paster.paste_warp(shift, np.zeros((128, 128, 3), np.uint8), np.zeros((128, 128)))
+    centre = (slice(90, 110), slice(110, 130))  # well inside the crop, past the feathered edge
+    expected = photo[90:110, 115:135]
+    assert np.abs(moved[centre].astype(int) - expected).mean() < 1.0
+    drawn = paster.paste_warp(
+        np.zeros((128, 128, 2), np.float32), np.full((128, 128, 3), 7, np.uint8), np.ones((128, 128))
+    )
+    assert np.all(drawn[centre] == 7) and np.array_equal(drawn[:5], photo[:5])  # outside the crop: the photo
