@@ -51,6 +51,7 @@ class LRWDataModule(L.LightningDataModule):
         val_split: str = "val",
         test_split: str = "test",
         landmark_jitter: float = 0.0,
+        audio_jitter: float = 0.0,
         color_jitter: float = 0.0,
         max_shift: int = 0,
         reference_frame: str = "random",
@@ -79,6 +80,10 @@ class LRWDataModule(L.LightningDataModule):
             test_split: split that `test` and `predict` read.
             landmark_jitter: training only: std of a random per-frame shift of the landmarks, in
                 units of the crop side (stage 1's imitation of small head motion).
+            audio_jitter: training only: per clip, a random level within ± this and a tilt across
+                the bands within ± half this are added to the log audio features (natural-log
+                units: 1 ≈ ± 4.3 dB), so stage 1 does not learn one microphone (stage 1 on real
+                speech).
             color_jitter: training only: per-channel gain within 1 ± this, plus a brightness
                 offset within ± 64 × this grey levels, per clip (stage 2).
             max_shift: training only: frames and landmarks of a clip move together by up to this
@@ -307,6 +312,7 @@ class LRWDataModule(L.LightningDataModule):
             train=train,
             crop_size=meta["crop_size"],
             landmark_jitter=self.hparams.landmark_jitter,
+            audio_jitter=self.hparams.audio_jitter,
             color_jitter=self.hparams.color_jitter,
             max_shift=self.hparams.max_shift,
             reference=self.hparams.reference_frame,

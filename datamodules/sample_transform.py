@@ -35,6 +35,7 @@ class SampleTransform:
         train: bool,
         crop_size: int = 128,
         landmark_jitter: float = 0.0,
+        audio_jitter: float = 0.0,
         color_jitter: float = 0.0,
         max_shift: int = 0,
         reference: str = "random",
@@ -50,6 +51,7 @@ class SampleTransform:
         self.crop_size = crop_size
         # Augmentation only ever happens on the training split.
         self.landmark_jitter = landmark_jitter if train else 0.0
+        self.audio_jitter = audio_jitter if train else 0.0
         self.color_jitter = color_jitter if train else 0.0
         self.max_shift = max_shift if train else 0
         if reference not in ("random", "first"):
@@ -75,7 +77,10 @@ class SampleTransform:
             elif name == "audio_windows":
                 # Each window is a run of consecutive feature rows: gather them with one index.
                 rows = np.arange(num_frames)[:, None] * self.steps_per_frame + np.arange(self.window)
-                sample[name] = torch.from_numpy(np.asarray(item["features"])[rows].astype(np.float32))
+                features = np.asarray(item["features"], np.float32)
+                if self.audio_jitter:
+                    features = features + self._audio_offset(features.shape[1])
+                sample[name] = torch.from_numpy(features[rows])
             elif name == "landmarks":
                 sample[name] = landmarks
             elif name in ("identity_landmarks", "reference_landmarks"):
@@ -96,6 +101,11 @@ class SampleTransform:
             if "reference_frame" in self.fields:
                 sample["reference_frame"] = frames[reference if "frames" in self.fields else 0].clone()
         return sample
+
+    def _audio_offset(self, bands: int) -> np.ndarray:
+        """One clip's microphone: a level and a tilt across the bands, added to log features."""
+        level, tilt = (torch.rand(2).numpy() * 2 - 1) * self.audio_jitter
+        return (level + 0.5 * tilt * np.linspace(-1, 1, bands)).astype(np.float32)
 
     def _shift(self, item: dict) -> torch.Tensor | None:
         if not self.max_shift or "frame_offsets" not in item:

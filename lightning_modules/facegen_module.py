@@ -53,6 +53,8 @@ class FaceGenModule(L.LightningModule):
         landmark_sigma: float = 2.0,
         blend_with_reference: bool = True,
         use_previous_frame: bool = False,
+        warp_reference: bool = False,
+        warp_sigma: float = 0.1,
         discriminator_channels: int = 32,
         discriminator_layers: int = 3,
         losses: dict[str, Any] | None = None,
@@ -80,6 +82,10 @@ class FaceGenModule(L.LightningModule):
                 pixels where the face does not move (ATVGnet's attention).
             use_previous_frame: the generator also sees the previous generated frame (frames are
                 then generated one after the other).
+            warp_reference: the reference is warped by the landmark motion first and the U-Net
+                corrects the warp (the identity comes from the photo's pixels: use this for
+                faces the model never saw); the blend then keeps the warped pixels.
+            warp_sigma: width of the warp's Gaussian basis functions, in units of the crop side.
             discriminator_channels: discriminator channels in its first layer.
             discriminator_layers: stride-2 layers of the PatchGAN discriminator.
             losses: the generator's objective, {log name: {class_path, init_args}}; an
@@ -110,6 +116,8 @@ class FaceGenModule(L.LightningModule):
             use_previous_frame=use_previous_frame,
             landmark_mode=landmark_mode,
             landmark_sigma=landmark_sigma,
+            warp_reference=warp_reference,
+            warp_sigma=warp_sigma,
         )
         self.discriminator = PatchDiscriminator(
             image_size=image_size,

@@ -6,6 +6,7 @@ from losses.base import LossTerm
 from losses.composer import LossComposer
 from losses.image_reconstruction import L1, AdaptiveReconstruction, mouth_mask
 from losses.landmark_reconstruction import LandmarkReconstruction
+from losses.mouth_opening import MouthOpening
 from losses.perceptual import Perceptual
 from losses.registry import LOSS_REGISTRY, build_loss, register_loss, registered_names, resolve_loss_class
 from losses.temporal_residual import TemporalResidual
@@ -24,6 +25,7 @@ __all__ = [
     "LandmarkReconstruction",
     "LossComposer",
     "LossTerm",
+    "MouthOpening",
     "TemporalResidual",
     "WordDetector",
     "WordSemantic",

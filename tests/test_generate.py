@@ -213,3 +213,57 @@ def test_peak_memory_does_not_grow_with_the_audio(small_checkpoints, tmp_path):
         peaks[seconds] = int(result.stdout.split()[-1]) / 1024  # MiB
     print(f"peak RSS: 10 s of audio {peaks[10]:.0f} MiB, 60 s {peaks[60]:.0f} MiB")
     assert peaks[60] <= 1.15 * peaks[10], peaks
+
+
+def test_a_warping_generator_keeps_the_photo_sharp_at_its_own_resolution(untrained, tmp_path):
+    """Pasting a 128-pixel crop softens a 480-pixel face; warping the photo itself does not."""
+    image = tmp_path / "big.png"
+    cv2.imwrite(str(image), cv2.cvtColor(astronaut_face(480), cv2.COLOR_RGB2BGR))
+    photo = torch.from_numpy(cv2.cvtColor(cv2.imread(str(image)), cv2.COLOR_BGR2GRAY)).float()
+    face_box = (slice(140, 340), slice(140, 340))
+
+    def laplacian_variance(frame: np.ndarray) -> float:
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)[face_box].astype(np.float64)
+        return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+    sharpness = {}
+    for warp in (False, True):
+        torch.manual_seed(0)
+        generator = save_untrained(
+            FaceGenModule(base_channels=8, warp_reference=warp), tmp_path / f"g{warp}.ckpt", 128, list("ABCD")
+        )
+        out = tmp_path / f"warp{warp}.mp4"
+        generate(image, untrained["audio"], untrained["landmark"], generator, out)
+        frames = read_video(out).frames
+        assert frames.shape[1:] == (480, 480, 3)
+        sharpness[warp] = np.mean([laplacian_variance(frame) for frame in frames[::10]])
+    still = float(cv2.Laplacian(photo[face_box].numpy().astype(np.float64), cv2.CV_64F).var())
+    assert sharpness[True] > 0.8 * still > sharpness[False]
+
+
+def test_without_checkpoint_options_a_missing_release_is_one_line(untrained, tmp_path, monkeypatch, capsys):
+    import talkface.weights
+
+    monkeypatch.setattr(talkface.weights, "LANDMARK", tmp_path / "absent.safetensors")
+    args = ["generate", "--image", str(untrained["image"]), "--audio", str(untrained["audio"])]
+    assert main([*args, "--out", str(tmp_path / "o.mp4")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "released models are not installed" in error and "--landmark-ckpt" in error and "\n" not in error
+    assert not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.slow
+@needs_real_data()
+def test_the_released_models_are_the_default_and_make_a_real_photo_talk(tmp_path):
+    """`talkface generate --image --audio --out`, nothing else: the shipped models on a real photo and real speech."""
+    from talkface.weights import released_checkpoints
+
+    released_checkpoints()  # shipped with the package: a missing file fails here, not skips
+    face, speech = REAL_DATA / "faces" / "deepface_img10.jpg", REAL_DATA / "audio" / "atvgnet_audio_sample.wav"
+    out = tmp_path / "talking.mp4"
+    result = run_cli(["generate", "--quiet", "--image", str(face), "--audio", str(speech), "--out", str(out)])
+    assert result.returncode == 0, result.stderr[-2000:]
+    clip = read_video(out)
+    assert abs(len(clip.frames) - math.ceil(len(read_audio(speech)) / 640)) <= 1
+    found = sum(len(get_extractor("dlib").detect(frame)) > 0 for frame in clip.frames[::10])
+    assert found == len(clip.frames[::10])  # a face in every sampled frame

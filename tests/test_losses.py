@@ -19,6 +19,7 @@ STAGE_ONE_TERMS = [
     "word_detector",
     "audio_word",
     "audio_landmark_sync",
+    "mouth_opening",
 ]
 
 
@@ -65,6 +66,7 @@ def test_built_in_terms_are_registered():
         ("word_detector", {"detector"}),
         ("audio_word", {"generator", "detector"}),
         ("audio_landmark_sync", {"generator", "loss"}),
+        ("mouth_opening", {"generator"}),
     ],
 )
 def test_each_term_is_a_finite_scalar_whose_gradient_reaches_what_it_should(name, reaches):
@@ -147,3 +149,24 @@ def test_a_users_own_term_works_by_dotted_path(tmp_path, monkeypatch):
 def test_bad_init_args_are_a_clear_error():
     with pytest.raises(TalkfaceError, match="bad init_args"):
         build_loss({"class_path": "temporal_residual", "init_args": {"nonsense": 1}})
+
+
+def opening_batch(openings: torch.Tensor) -> torch.Tensor:
+    """(B, T) mouth openings → landmarks whose inner lips are that far apart (mouth width 0.2)."""
+    landmarks = 0.5 + torch.zeros(*openings.shape, 68, 2)
+    landmarks[..., 48, 0], landmarks[..., 54, 0] = 0.4, 0.6
+    for upper, lower in ((61, 67), (62, 66), (63, 65)):
+        landmarks[..., upper, 1] = 0.5 - openings * 0.1
+        landmarks[..., lower, 1] = 0.5 + openings * 0.1
+    return landmarks
+
+
+def test_mouth_opening_term_is_zero_in_sync_and_high_out_of_sync():
+    term = build_loss({"class_path": "mouth_opening"})
+    real = 0.2 + 0.1 * torch.sin(torch.linspace(0, 6, 25))[None].repeat(2, 1)
+    batch = {"landmarks": opening_batch(real)}
+    assert term({"landmarks": opening_batch(real)}, batch) < 1e-4  # same timing, same amplitude
+    anti = term({"landmarks": opening_batch(0.4 - real)}, batch)
+    assert 1.9 < anti < 2.1  # correlation -1, amplitude right
+    damped = term({"landmarks": opening_batch(0.2 + (real - 0.2) * 0.5)}, batch)
+    assert 0.01 < damped < 0.5  # right timing, half the amplitude: only the amplitude part

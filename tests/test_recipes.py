@@ -29,6 +29,7 @@ def test_the_packaged_recipes_are_the_repository_configs():
     assert packaged_recipes() == [
         "generator/grid",
         "generator/lrw",
+        "generator/real",
         "generator/sample",
         "landmark/lrw",
         "landmark/real",

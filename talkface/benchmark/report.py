@@ -37,6 +37,9 @@ def targets(results: dict) -> list[dict]:
                     ratio <= 1.15,
                 )
             )
+    for length, run in generation.get("released", {}).items():
+        fps = round(run["frames_per_second"], 1)
+        rows.append(_row(f"generation frames/s, released models, {length} of audio (end to end)", fps, 25, fps >= 25))
     return rows
 
 
@@ -85,6 +88,7 @@ def format_report(results: dict) -> str:
             "| generation (audio file → mp4) | frames | frames/s | real-time factor | first frame (s) | peak RSS (MiB) |",
             "|---|---|---|---|---|---|",
         ]
+        runs += [("released models", length, run) for length, run in generation.get("released", {}).items()]
         for size, length, run in runs:
             lines.append(
                 f"| {size} crop, {length} of audio | {run['frames']} | {run['frames_per_second']:.1f} | "

@@ -105,4 +105,20 @@ def _generation(settings: BenchmarkSettings, work: Path, device: str, say) -> di
             say(f"generation at {size} px: {settings.long_seconds:.0f} s of audio (peak memory)")
             run = generation.run_generation(image, long, landmark, generator, work / f"out_{size}_long.mp4", device)
             results[f"{size}px"][f"{settings.long_seconds:.0f}s"] = run
+    released = _released_models()
+    if released:
+        say(f"generation with the released models: {settings.short_seconds:.0f} s of audio")
+        run = generation.run_generation(image, short, *released, work / "out_released_short.mp4", device)
+        results["released"] = {f"{settings.short_seconds:.0f}s": run}
     return results
+
+
+def _released_models() -> tuple[Path, Path] | None:
+    """The shipped models (what `talkface generate` uses by default), when this install has them."""
+    from talkface.errors import TalkfaceError
+    from talkface.weights import released_checkpoints
+
+    try:
+        return released_checkpoints()
+    except TalkfaceError:
+        return None

@@ -1,4 +1,4 @@
-"""Make a talking-face mp4 from a face photo and a speech recording with two trained checkpoints."""
+"""Make a talking-face mp4 from a face photo and a speech recording (the released models, or your own)."""
 
 from __future__ import annotations
 
@@ -23,13 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audio", required=True, help="speech (wav, mp3, flac, m4a, ...; any rate, mono or stereo)")
     parser.add_argument(
         "--landmark-ckpt",
-        required=True,
-        help="stage-1 model: .ckpt from `talkface fit -c landmark/...` or .safetensors",
+        help="stage-1 model: .ckpt from `talkface fit -c landmark/...` or .safetensors (default: the released one)",
     )
     parser.add_argument(
         "--generator-ckpt",
-        required=True,
-        help="stage-2 model: .ckpt from `talkface fit -c generator/...` or .safetensors",
+        help="stage-2 model: .ckpt from `talkface fit -c generator/...` or .safetensors (default: the released one)",
     )
     parser.add_argument("--out", required=True, type=Path, help="the mp4 to write (H.264 + AAC, 25 fps)")
     parser.add_argument(
@@ -57,6 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_arguments(args: argparse.Namespace) -> None:
     """Everything that can be known wrong without loading a model: reported in the first second."""
+    if args.landmark_ckpt is None or args.generator_ckpt is None:
+        from talkface.weights import released_checkpoints
+
+        landmark, generator = released_checkpoints()
+        args.landmark_ckpt = args.landmark_ckpt or landmark
+        args.generator_ckpt = args.generator_ckpt or generator
     inputs = {
         "--image": args.image,
         "--audio": args.audio,

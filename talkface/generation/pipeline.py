@@ -25,6 +25,7 @@ from talkface.audio.streaming import WindowStream
 from talkface.checks import check_device_name, check_feather, check_max_side
 from talkface.errors import MediaError, TalkfaceError
 from talkface.faces.paste import FacePaster
+from talkface.faces.warp_paste import WarpPaster
 from talkface.generation.checkpoints import LoadedModel, feature_config, load_stage
 from talkface.generation.face_input import FaceInput, load_face
 from talkface.media.audio_stream import probe_audio, stream_audio
@@ -96,9 +97,12 @@ def generate(
     face_model.to(torch_device)
 
     total_frames = math.ceil(summary.samples / SAMPLES_PER_FRAME)
-    paster = FacePaster(face.image, face.matrix, crop_size, feather) if paste_back else None
+    # A warping generator is applied at the photo's resolution (its field and mask, the photo's pixels).
+    at_photo_resolution = paste_back and _warps(face_model)
+    paster_type = WarpPaster if at_photo_resolution else FacePaster
+    paster = paster_type(face.image, face.matrix, crop_size, feather) if paste_back else None
     height, width = face.image.shape[:2] if paste_back else (crop_size, crop_size)
-    renderer = _Renderer(face_model, face, torch_device, render_batch)
+    renderer = _Renderer(face_model, face, torch_device, render_batch, at_photo_resolution)
     windows = WindowStream(total_frames, features)
     landmarks = LandmarkStream(landmark_model.generator, torch.from_numpy(face.landmarks).to(torch_device))
     first_frame = None
@@ -108,8 +112,12 @@ def generate(
 
         def write(points: torch.Tensor) -> None:
             nonlocal first_frame, written
-            for crop in renderer.frames(points):
-                writer.write_frame(paster.paste(crop) if paster else crop)
+            for frame in renderer.frames(points):
+                if at_photo_resolution:
+                    frame = paster.paste_warp(*frame)
+                elif paster:
+                    frame = paster.paste(frame)
+                writer.write_frame(frame)
                 written += 1
                 first_frame = first_frame or time.perf_counter() - started
                 bar.update(1)
@@ -158,12 +166,22 @@ def _stage(source, expected: type):
     return load_stage(source, expected)
 
 
-class _Renderer:
-    """Stage 2 on a stream of landmarks: a few frames per forward pass, the previous frame carried."""
+def _warps(model: FaceGenModule) -> bool:
+    """Whether the generator's output can be applied at photo resolution (a warp and a blend mask)."""
+    hparams = model.hparams
+    return bool(hparams.get("warp_reference")) and hparams.blend_with_reference and not hparams.use_previous_frame
 
-    def __init__(self, model: FaceGenModule, face: FaceInput, device: torch.device, batch: int) -> None:
+
+class _Renderer:
+    """Stage 2 on a stream of landmarks: a few frames per forward pass, the previous frame carried.
+
+    With `parts`, yields (field, generated, mask) per frame for `WarpPaster` instead of crops.
+    """
+
+    def __init__(self, model: FaceGenModule, face: FaceInput, device: torch.device, batch: int, parts: bool) -> None:
         self.model = model
         self.batch = batch
+        self.parts = parts
         self.reference = to_unit(torch.from_numpy(face.crop).permute(2, 0, 1)).to(device)
         self.reference_landmarks = torch.from_numpy(face.landmarks).to(device)
         self.previous = None
@@ -173,6 +191,21 @@ class _Renderer:
         """Yields (S, S, 3) uint8 frames for (T, 68, 2) normalised landmarks."""
         for start in range(0, len(landmarks), self.batch):
             part = landmarks[start : start + self.batch]
+            if self.parts:
+                yield from self._parts(part)
+                continue
             images = self.model.render_sequence(self.reference, self.reference_landmarks, part, self.previous)
             self.previous = images[-1:] if self.model.hparams.use_previous_frame else None
             yield from to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()
+
+    def _parts(self, landmarks: torch.Tensor):
+        count = len(landmarks)
+        out = self.model.generator.generate(
+            self.reference[None].expand(count, -1, -1, -1),
+            self.reference_landmarks[None].expand(count, -1, -1),
+            landmarks,
+        )
+        fields = out.field.permute(0, 2, 3, 1).float().cpu().numpy()
+        generated = to_uint8(out.generated).permute(0, 2, 3, 1).cpu().numpy()
+        masks = out.mask[:, 0].float().cpu().numpy()
+        yield from zip(fields, generated, masks, strict=True)

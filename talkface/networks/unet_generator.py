@@ -10,6 +10,11 @@ output is `mask * generated + (1 - mask) * reference`: where the face does not m
 hair, eyes) the reference pixels pass through unchanged, which keeps the identity sharp, and
 capacity goes to the mouth and jaw. ATVGnet's dynamic pixel-wise loss weights errors by this
 mask, so `generate()` returns it.
+
+With `warp_reference` the reference is first warped so its landmarks land on the target ones
+(talkface.networks.landmark_warp); the U-Net sees the warped frame too, and the blend keeps the
+*warped* pixels where the mask is low. The identity then comes from the photo's own pixels, so
+the generator works on faces it never saw, and only the mouth's inside has to be drawn.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import torch
 from torch import nn
 
 from talkface.networks.landmark_images import LandmarkRenderer
+from talkface.networks.landmark_warp import warp_to_landmarks
 
 NORMS = ("instance", "batch", "none")
 
@@ -64,6 +70,7 @@ class GeneratorOutput(NamedTuple):
     image: torch.Tensor  # (B, 3, S, S) in [-1, 1]: the frame to use
     generated: torch.Tensor  # (B, 3, S, S) in [-1, 1]: the network's own pixels, before blending
     mask: torch.Tensor | None  # (B, 1, S, S) in [0, 1]: weight of `generated`; None without blending
+    field: torch.Tensor | None = None  # (B, 2, S, S): the reference's backward warp ([0, 1] units); None without
 
 
 class UNetGenerator(nn.Module):
@@ -97,6 +104,8 @@ class UNetGenerator(nn.Module):
         landmark_sigma: float = 2.0,
         landmark_groups: str | list[list[int]] = "parts",
         contour_thickness: float = 1.0,
+        warp_reference: bool = False,
+        warp_sigma: float = 0.1,
     ):
         super().__init__()
         if depth < 1:
@@ -113,11 +122,13 @@ class UNetGenerator(nn.Module):
         self.depth = depth
         self.blend_with_reference = blend_with_reference
         self.use_previous_frame = use_previous_frame
+        self.warp_reference = warp_reference
+        self.warp_sigma = warp_sigma
         self.renderer = LandmarkRenderer(
             image_size, landmark_mode, sigma=landmark_sigma, groups=landmark_groups, thickness=contour_thickness
         )
 
-        in_channels = 3 + 2 * self.renderer.channels + (3 if use_previous_frame else 0)
+        in_channels = 3 + 2 * self.renderer.channels + (3 if use_previous_frame else 0) + (3 if warp_reference else 0)
         widths = [min(base_channels * 2**level, max_channels) for level in range(depth + 1)]
         self.stem = conv_block(in_channels, widths[0], norm, leaky=True)
         # Encoder level i: halve the resolution, then one more conv at the new size.
@@ -140,6 +151,8 @@ class UNetGenerator(nn.Module):
         )
         self.to_image = nn.Conv2d(widths[0], 3, 3, padding=1)
         self.to_mask = nn.Conv2d(widths[0], 1, 3, padding=1) if blend_with_reference else None
+        if self.to_mask is not None and warp_reference:
+            nn.init.constant_(self.to_mask.bias, -3.0)  # start by trusting the warp (mask ≈ 0.05)
 
     def forward(
         self,
@@ -161,11 +174,18 @@ class UNetGenerator(nn.Module):
         size = self.image_size
         if reference.ndim != 4 or tuple(reference.shape[1:]) != (3, size, size):
             raise ValueError(f"reference must be (B, 3, {size}, {size}), got {tuple(reference.shape)}")
+        base, field = reference, None
+        if self.warp_reference:
+            if target_landmarks.shape[-2:] != (68, 2) or reference_landmarks.shape[-2:] != (68, 2):
+                raise ValueError("a warping generator needs landmark points, not landmark images")
+            base, field = warp_to_landmarks(reference, reference_landmarks, target_landmarks, self.warp_sigma)
         inputs = [
             reference,
             self.renderer.as_images(target_landmarks).to(reference.dtype),
             self.renderer.as_images(reference_landmarks).to(reference.dtype),
         ]
+        if self.warp_reference:
+            inputs.append(base)
         if self.use_previous_frame:
             inputs.append(reference if previous is None else previous)
         elif previous is not None:
@@ -183,6 +203,6 @@ class UNetGenerator(nn.Module):
 
         generated = torch.tanh(self.to_image(x))
         if self.to_mask is None:
-            return GeneratorOutput(generated, generated, None)
+            return GeneratorOutput(generated, generated, None, field)
         mask = torch.sigmoid(self.to_mask(x))
-        return GeneratorOutput(mask * generated + (1 - mask) * reference, generated, mask)
+        return GeneratorOutput(mask * generated + (1 - mask) * base, generated, mask, field)
