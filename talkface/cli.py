@@ -31,6 +31,7 @@ SUBCOMMANDS = {
         "evaluate",
         "export",
         "benchmark",
+        "sync",
     )
 }
 

@@ -34,7 +34,7 @@ def packaged_recipes() -> list[str]:
     return sorted(
         str(p.relative_to(root).with_suffix(""))
         for p in root.glob("*/*.yaml")
-        if p.parent.name in ("landmark", "generator")
+        if p.parent.name in ("landmark", "generator", "sync")
     )
 
 

@@ -7,11 +7,11 @@ from jsonargparse import ArgumentParser
 
 from callbacks import VideoSamples
 from datamodules import LRWDataModule
-from lightning_modules import FaceGenModule, LandmarkModule
+from lightning_modules import FaceGenModule, LandmarkModule, SyncExpertModule
 from losses import LOSS_REGISTRY, registered_names
 
 registered_names()  # registers the built-in terms
-EXPOSED = [LandmarkModule, FaceGenModule, LRWDataModule, VideoSamples, *LOSS_REGISTRY.values()]
+EXPOSED = [LandmarkModule, FaceGenModule, SyncExpertModule, LRWDataModule, VideoSamples, *LOSS_REGISTRY.values()]
 
 
 @pytest.mark.parametrize("cls", EXPOSED, ids=lambda cls: cls.__name__)

@@ -34,6 +34,7 @@ def test_the_packaged_recipes_are_the_repository_configs():
         "landmark/lrw",
         "landmark/real",
         "landmark/sample",
+        "sync/real",
     ]
 
 

@@ -10,7 +10,9 @@ from tests.helpers.cli import cpu_overrides, data_overrides, run_cli, small_mode
 from tests.helpers.real_data import REPO
 
 RECIPES = sorted(
-    str(p.relative_to(REPO)) for p in (REPO / "configs").glob("*/*.yaml") if p.parent.name in ("landmark", "generator")
+    str(p.relative_to(REPO))
+    for p in (REPO / "configs").glob("*/*.yaml")
+    if p.parent.name in ("landmark", "generator", "sync")
 )
 TRAINERS = sorted(str(p.relative_to(REPO)) for p in (REPO / "configs" / "trainer").glob("*.yaml"))
 

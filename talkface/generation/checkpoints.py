@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from lightning_modules import FaceGenModule, LandmarkModule
+from lightning_modules import FaceGenModule, LandmarkModule, SyncExpertModule
 from lightning_modules.data_facts import DATA_FACTS_KEY
 from talkface.audio.features import FeatureConfig
 from talkface.errors import TalkfaceError
@@ -32,9 +32,14 @@ from talkface.generation.release import RELEASE_SUFFIX, RELEASE_WEIGHTS, looks_l
 STAGES = {
     LandmarkModule: ("stage-1 (landmark)", "--landmark-ckpt", "talkface fit -c landmark/sample"),
     FaceGenModule: ("stage-2 (face generator)", "--generator-ckpt", "talkface fit -c generator/sample"),
+    SyncExpertModule: ("lip-sync expert", "--expert", "talkface fit -c sync/real"),
 }
 # Hyper-parameters of a stage that only matter for training and must not be acted on at load time.
-INFERENCE_OVERRIDES = {LandmarkModule: {"detector": "joint", "detector_checkpoint": None}, FaceGenModule: {}}
+INFERENCE_OVERRIDES = {
+    LandmarkModule: {"detector": "joint", "detector_checkpoint": None},
+    FaceGenModule: {},
+    SyncExpertModule: {},
+}
 # Types our checkpoints hold beyond torch's weights_only allow-list (none: see the module docstring).
 # Should one be added, register it with torch.serialization.add_safe_globals too: Lightning reads
 # `--ckpt_path` itself (training_cli.py asks it for weights_only=True) and sees only the global list.
@@ -168,7 +173,7 @@ def load_model(path: str | Path, option: str, expected: type | None = None) -> L
         what = STAGES[found][0] if found else "not a talkface"
         raise TalkfaceError(f"{label}: this is a {what} {kind}; {option} needs a {name} one (made by `{how}`)")
     if found is None:
-        raise TalkfaceError(f"{label}: not a talkface stage-1 or stage-2 {kind}")
+        raise TalkfaceError(f"{label}: not a talkface stage-1, stage-2 or lip-sync expert {kind}")
     init_args = init_args | INFERENCE_OVERRIDES[found]
     _check_loss_classes(init_args, label)
     try:

@@ -36,7 +36,11 @@ RELEASE_SUFFIX = ".safetensors"
 # The weights a release keeps, by stage: what generation and evaluation run. Stage 1 keeps its word
 # detector (evaluation's word accuracy reads it; 0.2 M parameters); stage 2 leaves out its
 # discriminator (training only: about half of its weights), which loading leaves at its initialisation.
-RELEASE_WEIGHTS = {"LandmarkModule": ("generator.", "word_detector."), "FaceGenModule": ("generator.",)}
+RELEASE_WEIGHTS = {
+    "LandmarkModule": ("generator.", "word_detector."),
+    "FaceGenModule": ("generator.",),
+    "SyncExpertModule": ("expert.",),
+}
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 

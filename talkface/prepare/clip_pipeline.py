@@ -81,11 +81,17 @@ class PipelineSettings:
     jpeg_quality: int = 95
 
 
-def process_source(source: Source, extractor: LandmarkExtractor, settings: PipelineSettings) -> ProcessedVideo:
-    """Decode, track landmarks, align, crop and featurise one video; SkipClip says why not."""
+def process_source(
+    source: Source, extractor: LandmarkExtractor, settings: PipelineSettings, audio: np.ndarray | None = None
+) -> ProcessedVideo:
+    """Decode, track landmarks, align, crop and featurise one video; SkipClip says why not.
+
+    `audio` (float32 mono at the features' rate) replaces the file's own sound: `talkface sync
+    --audio` measures a video against another recording."""
     started = time.perf_counter()
-    clip = read_video(source.path)
-    if clip.audio is None:
+    clip = read_video(source.path, with_audio=audio is None)
+    speech = clip.audio if audio is None else np.asarray(audio, np.float32).reshape(-1)
+    if speech is None:
         # Video-only clips are stage-2 material, but the prepared format has no "has audio" flag
         # and the DataModule would feed their silence to stage 1 as speech: skip, and say so.
         raise SkipClip(
@@ -96,9 +102,9 @@ def process_source(source: Source, extractor: LandmarkExtractor, settings: Pipel
     if len(frames) < settings.min_frames:
         raise SkipClip(f"too short: {len(frames)} frames, at least {settings.min_frames} needed")
     check_audio_covers_video(
-        len(clip.audio), len(frames), settings.features.samples_per_frame, settings.features.sample_rate
+        len(speech), len(frames), settings.features.samples_per_frame, settings.features.sample_rate
     )
-    if np.abs(clip.audio).max() < 1e-4:
+    if np.abs(speech).max() < 1e-4:
         raise SkipClip("silent audio")
 
     track = track_landmarks(frames, extractor, name=source.id)
@@ -112,7 +118,7 @@ def process_source(source: Source, extractor: LandmarkExtractor, settings: Pipel
         trimmed = f" (of frames {first}-{stop - 1})" if (first, stop) != (0, len(frames)) else ""
         raise SkipClip(f"face lost in {lost} of {stop - first} frames{trimmed}")
     frames = frames[first:stop]
-    clip_audio = clip.audio[first * settings.features.samples_per_frame :]
+    clip_audio = speech[first * settings.features.samples_per_frame :]
 
     image_landmarks = smooth_over_time(track.landmarks[first:stop].astype(np.float64), settings.landmark_smoothing)
     raw = np.stack([estimate_alignment(points, settings.crop_size) for points in image_landmarks])

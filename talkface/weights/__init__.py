@@ -24,3 +24,16 @@ def released_checkpoints() -> tuple[Path, Path]:
             "give --landmark-ckpt and --generator-ckpt"
         )
     return LANDMARK, GENERATOR
+
+
+SYNC_EXPERT = WEIGHTS_DIR / "sync_expert.safetensors"
+
+
+def released_sync_expert() -> Path:
+    """The released lip-sync expert (`sync/real`, what `talkface sync` uses by default); one clear
+    error when it is not installed."""
+    if not SYNC_EXPERT.is_file():
+        raise TalkfaceError(
+            f"the released sync expert is not installed ({SYNC_EXPERT.name} missing in {WEIGHTS_DIR}); give --expert"
+        )
+    return SYNC_EXPERT

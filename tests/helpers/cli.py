@@ -53,6 +53,8 @@ def cpu_overrides() -> list[str]:
 def small_model(recipe: str) -> list[str]:
     if "generator" in recipe:
         return ["--model.init_args.base_channels", "8", "--model.init_args.eval_frame_stride", "8"]
+    if "sync" in recipe:
+        return ["--model.init_args.width", "8", "--model.init_args.centres_per_clip", "4"]
     return ["--model.init_args.hidden", "32", "--model.init_args.audio_dim", "32"]
 
 
