@@ -67,3 +67,20 @@ def test_warp_paster_keeps_the_photo_without_motion_and_moves_it_with_a_field():
         np.zeros((128, 128, 2), np.float32), np.full((128, 128, 3), 7, np.uint8), np.ones((128, 128))
     )
     assert np.all(drawn[centre] == 7) and np.array_equal(drawn[:5], photo[:5])  # outside the crop: the photo
+
+
+def test_the_inner_mouth_is_always_drawn_once_the_lips_part():
+    from talkface.networks.landmark_warp import inner_mouth_mask
+
+    landmarks = template_landmarks(64)
+    closed = landmarks.clone()
+    closed[:, [65, 66, 67], :] = closed[:, [63, 62, 61], :]  # lower inner lip on the upper one
+    opened = open_mouth(landmarks, 0.08)
+    assert inner_mouth_mask(closed, 64).max() < 0.01
+    mask = inner_mouth_mask(opened, 64)
+    gap_centre = ((opened[0, [61, 62, 63]].mean(0) + opened[0, [65, 66, 67]].mean(0)) / 2 * 64).long()
+    assert mask[0, 0, gap_centre[1], gap_centre[0]] > 0.9
+    assert mask[0, 0, :10].max() < 0.01  # nowhere near the eyes
+    generator = UNetGenerator(image_size=64, base_channels=8, depth=3, residual_blocks=1, warp_reference=True)
+    out = generator.generate(torch.rand(1, 3, 64, 64) * 2 - 1, opened, landmarks)
+    assert torch.all(out.mask >= mask - 1e-6)

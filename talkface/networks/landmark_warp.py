@@ -82,3 +82,36 @@ def warp_to_landmarks(
     """The image warped so its landmarks move to the targets, and the field used (B, 2, S, S)."""
     field = displacement_field(reference_landmarks, target_landmarks, image.shape[-1], sigma)
     return warp_by_field(image, field), field
+
+
+def inner_mouth_mask(landmarks: torch.Tensor, size: int, softness: float = 1.0) -> torch.Tensor:
+    """(B, 1, size, size) in [0, 1]: a soft ellipse over the open mouth's inside (between the inner lips).
+
+    No warp can make what was hidden behind closed lips, so a warping generator must draw these
+    pixels itself; the mask is 0 for a closed mouth and grows with the gap. The ellipse spans the
+    inner mouth corners (60, 64) and is as tall as the mean gap of the facing inner-lip points
+    (61-67, 62-66, 63-65), plus `softness` pixels of soft edge.
+    """
+    points = landmarks.float() * size  # pixels
+    right, left = points[:, 60], points[:, 64]
+    upper, lower = points[:, [61, 62, 63]], points[:, [67, 66, 65]]
+    centre = (upper.mean(dim=1) + lower.mean(dim=1)) / 2  # (B, 2)
+    axis = left - right
+    half_width = axis.norm(dim=-1).clamp_min(1.0) / 2  # (B,)
+    direction = axis / (2 * half_width[:, None])
+    gap = (lower - upper).norm(dim=-1).mean(dim=1)  # (B,)
+    half_height = gap / 2
+    coords = torch.arange(size, device=landmarks.device, dtype=torch.float32) + 0.5
+    grid_y, grid_x = torch.meshgrid(coords, coords, indexing="ij")
+    dx = grid_x[None] - centre[:, 0, None, None]
+    dy = grid_y[None] - centre[:, 1, None, None]
+    along = dx * direction[:, 0, None, None] + dy * direction[:, 1, None, None]
+    across = -dx * direction[:, 1, None, None] + dy * direction[:, 0, None, None]
+    # Signed distance-like value: > 0 inside the ellipse, in pixels near its edge.
+    radius = (
+        (along / half_width[:, None, None]) ** 2 + (across / half_height.clamp_min(0.5)[:, None, None]) ** 2
+    ).sqrt()
+    inside = (1 - radius) * torch.minimum(half_width, half_height.clamp_min(0.5))[:, None, None]
+    mask = torch.sigmoid(inside / max(softness, 1e-3) * 2)
+    opened = (gap / 2).clamp(0, 1)  # fades in over the first 2 pixels of gap: a closed mouth has none
+    return (mask * opened[:, None, None])[:, None].to(landmarks.dtype)

@@ -14,7 +14,8 @@ mask, so `generate()` returns it.
 With `warp_reference` the reference is first warped so its landmarks land on the target ones
 (talkface.networks.landmark_warp); the U-Net sees the warped frame too, and the blend keeps the
 *warped* pixels where the mask is low. The identity then comes from the photo's own pixels, so
-the generator works on faces it never saw, and only the mouth's inside has to be drawn.
+the generator works on faces it never saw, and only the mouth's inside has to be drawn: the
+blend mask always covers the inner mouth of the target landmarks (`inner_mouth_mask`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 from torch import nn
 
 from talkface.networks.landmark_images import LandmarkRenderer
-from talkface.networks.landmark_warp import warp_to_landmarks
+from talkface.networks.landmark_warp import inner_mouth_mask, warp_to_landmarks
 
 NORMS = ("instance", "batch", "none")
 
@@ -205,4 +206,7 @@ class UNetGenerator(nn.Module):
         if self.to_mask is None:
             return GeneratorOutput(generated, generated, None, field)
         mask = torch.sigmoid(self.to_mask(x))
+        if self.warp_reference:  # the mouth's inside is always drawn: no warp can make it
+            mouth = inner_mouth_mask(target_landmarks, size).to(mask.dtype)
+            mask = 1 - (1 - mask) * (1 - mouth)
         return GeneratorOutput(mask * generated + (1 - mask) * base, generated, mask, field)
