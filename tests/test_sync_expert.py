@@ -11,6 +11,7 @@ import torch
 
 from lightning_modules import SyncExpertModule
 from talkface.cli import main
+from talkface.media.wav_writer import write_wav
 from talkface.metrics.lip_sync import (
     InSyncRate,
     LSEConfidence,
@@ -231,3 +232,46 @@ def test_sync_command_errors_are_one_line(tmp_path, capsys):
         assert main(argv) == 2
         error = capsys.readouterr().err
         assert message in error and error.count("\n") == 1, error
+
+
+# ---- experts behind one interface, and the expert's release
+def test_an_exported_expert_loads_and_embeds_a_clip(tmp_path):
+    from talkface.generation.checkpoints import save_untrained
+    from talkface.generation.release import export_model
+    from talkface.sync.experts import load_expert
+
+    checkpoint = save_untrained(SyncExpertModule(width=8, embedding=16), tmp_path / "expert.ckpt")
+    out, stage, _ = export_model(checkpoint, tmp_path / "expert.safetensors", fp16=True)
+    assert stage == "SyncExpertModule"
+    expert = load_expert(out)
+    assert "expert.safetensors" in expert.name and expert.crop_size == 128
+    frames = torch.randint(0, 255, (12, 3, 128, 128), dtype=torch.uint8)
+    video, audio = expert.embed(frames, np.random.default_rng(0).normal(0, 0.1, 12 * 640).astype(np.float32))
+    assert video.shape == audio.shape == (8, 16)  # centres 2 .. 9
+
+
+def test_the_official_expert_embeds_a_clip_through_the_same_interface(tmp_path):
+    from talkface.sync.experts import load_expert
+
+    weights = tmp_path / "syncnet_v2.model"
+    torch.save(SyncNetV2().state_dict(), weights)
+    expert = load_expert(official=weights)
+    assert expert.name == "SyncNet v2 (syncnet_v2.model)" and expert.crop_size == 224
+    frames = torch.randint(0, 255, (7, 3, 224, 224), dtype=torch.uint8)
+    video, audio = expert.embed(frames, np.random.default_rng(0).normal(0, 0.1, 7 * 640).astype(np.float32))
+    assert video.shape == audio.shape == (3, 1024)
+
+
+def test_a_stage_checkpoint_is_not_taken_for_an_expert(tmp_path, capsys):
+    from lightning_modules import LandmarkModule
+    from talkface.generation.checkpoints import save_untrained
+
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"x")
+    wav = tmp_path / "a.wav"
+    write_wav(wav, np.zeros(16000, np.float32), 16000)
+    landmark = save_untrained(LandmarkModule(num_words=2, hidden=16, audio_dim=16), tmp_path / "landmark.ckpt")
+    assert main(["sync", str(video), "--audio", str(wav), "--expert", str(landmark)]) == 2
+    error = capsys.readouterr().err
+    assert "this is a stage-1 (landmark) checkpoint; --expert needs a lip-sync expert one" in error
+    assert error.count("\n") == 1
