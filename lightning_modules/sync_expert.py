@@ -7,7 +7,9 @@ ways). Audio one frame away is left out of the negatives: it overlaps the true 0
 
 Validation and test measure what the expert is for: per clip, the offset it finds between the
 clip's own lips and sound (0 for real video), LSE-D and LSE-C (talkface/metrics/lip_sync.py),
-and the same with another clip's audio (`mismatched/`), which must score lower confidence.
+and, in test, the same with another clip's audio (`test/mismatched/`: the next clip of the batch),
+which must score a lower confidence. Validation leaves that pairing out: it depends on how the clips
+are batched, so it would differ between one process and several.
 """
 
 from __future__ import annotations
@@ -76,7 +78,6 @@ class SyncExpertModule(L.LightningModule):
         self.expert = SyncExpertNetwork(channels, feature_dim, FRAMES * steps_per_frame, width, embedding)
         self.val_metrics = self._metrics("val/")
         self.test_metrics = self._metrics("test/")
-        self.val_mismatched = self._metrics("val/mismatched/")
         self.test_mismatched = self._metrics("test/mismatched/")
 
     def _metrics(self, prefix: str) -> MetricCollection:
@@ -143,7 +144,7 @@ class SyncExpertModule(L.LightningModule):
         self.log("train/accuracy", accuracy, prog_bar=True, batch_size=size)
         return loss
 
-    def _evaluate(self, batch: dict, metrics: MetricCollection, mismatched: MetricCollection) -> None:
+    def _evaluate(self, batch: dict, metrics: MetricCollection, mismatched: MetricCollection | None) -> None:
         frames = batch["frames"]
         size, length = frames.shape[:2]
         centres = centre_frames(length).to(frames.device).expand(size, -1)
@@ -151,13 +152,13 @@ class SyncExpertModule(L.LightningModule):
         for metric in metrics.values():
             metric.update(video, audio)
         self.log_dict(metrics, batch_size=size)
-        if size > 1:  # another clip's audio: the lips no longer match the sound
+        if mismatched is not None and size > 1:  # another clip's audio: the lips no longer match the sound
             for metric in mismatched.values():
                 metric.update(video, audio.roll(1, dims=0))
             self.log_dict(mismatched, batch_size=size)
 
     def validation_step(self, batch: dict, batch_index: int) -> None:
-        self._evaluate(batch, self.val_metrics, self.val_mismatched)
+        self._evaluate(batch, self.val_metrics, None)
 
     def test_step(self, batch: dict, batch_index: int) -> None:
         self._evaluate(batch, self.test_metrics, self.test_mismatched)

@@ -23,7 +23,11 @@ from tests.helpers.real_data import REPO
 
 pytestmark = pytest.mark.slow
 
-RECIPES = {"landmark": "configs/landmark/sample.yaml", "generator": "configs/generator/sample.yaml"}
+RECIPES = {
+    "landmark": "configs/landmark/sample.yaml",
+    "generator": "configs/generator/sample.yaml",
+    "sync": "configs/sync/real.yaml",
+}
 
 
 def free_port() -> int:
@@ -57,7 +61,7 @@ def validation_metrics(root: Path) -> dict[str, float]:
     return values
 
 
-@pytest.mark.parametrize("stage", ["landmark", "generator"])
+@pytest.mark.parametrize("stage", ["landmark", "generator", "sync"])
 def test_two_process_ddp_validation_equals_one_process(stage, tiny_prepared, tmp_path):
     recipe = RECIPES[stage]
     checkpoint = train_briefly(recipe, tiny_prepared, tmp_path / "train")
