@@ -98,13 +98,13 @@ def test_trivially_perfect_baseline_values_have_a_dagger_and_are_never_ranked(tm
     other = Row("other", {"psnr": 24.0, "mouth_open_corr": float("nan"), "upper_face_psnr": 29.0})
     table = markdown_table([still, model, other], END_TO_END_COLUMNS)
     assert table.splitlines()[0].endswith(
-        "| mouth-opening corr. | upper-face PSNR vs photo (dB) | sharpness ratio (face, vs photo) |"
+        "| mouth-opening corr. | upper-face PSNR vs photo (dB) | sharpness ratio (face, vs photo) | face found |"
     )
     psnr = [c.key for c in END_TO_END_COLUMNS].index("psnr")
     assert [cells(table, name)[psnr] for name in ("copy", "model", "other")] == ["20.00", "**25.00**", "24.00"]
-    assert cells(table, "copy")[-3:] == ["0.000", "100.00 †", "1.000 †"]
-    assert cells(table, "model")[-3:] == ["**0.400**", "**31.00**", "0.900"]  # the ratio is not ranked
-    assert cells(table, "other")[-3:] == ["–", "29.00", "–"]
+    assert cells(table, "copy")[-4:] == ["0.000", "100.00 †", "1.000 †", "–"]
+    assert cells(table, "model")[-4:] == ["**0.400**", "**31.00**", "0.900", "–"]  # the ratio is not ranked
+    assert cells(table, "other")[-4:] == ["–", "29.00", "–", "–"]
     write_json(tmp_path / "e.json", {"rows": [still.to_json(), other.to_json()]})
     stored = json.loads((tmp_path / "e.json").read_text())["rows"]
     assert stored[0]["trivial"] == ["upper_face_psnr", "sharpness_ratio"] and stored[1]["trivial"] == []
@@ -320,9 +320,10 @@ def test_evaluate_tests_every_checkpoint_and_every_pair_on_the_same_clips(small_
     frame_keys = {"psnr", "ssim", "mouth_psnr", "mouth_ssim", "lmd_mouth"}
     real_face = {"mouth_open_corr", "upper_face_psnr", "sharpness_ratio"}
     for metrics in (copy, gen, still["metrics"], chained["metrics"]):
-        assert set(metrics) == (frame_keys if len(metrics) == 5 else frame_keys | real_face)
+        assert set(metrics) - {"face_found"} == (frame_keys if len(metrics) == 5 else frame_keys | real_face)
         assert all(math.isfinite(v) for v in metrics.values()) and 0 < metrics["ssim"] <= 1
-    assert set(still["metrics"]) == set(chained["metrics"]) == frame_keys | real_face
+    assert set(still["metrics"]) == frame_keys | real_face
+    assert set(chained["metrics"]) == frame_keys | real_face | {"face_found"}  # the baseline is the photo
 
     # Real-face metrics: the photo held still scores 0 by the "still generated mouth" rule and is
     # trivially perfect against itself (the cap, a ratio of 1), which the row says.
@@ -333,6 +334,8 @@ def test_evaluate_tests_every_checkpoint_and_every_pair_on_the_same_clips(small_
     assert 0 < chained["metrics"]["upper_face_psnr"] < 100 and chained["metrics"]["sharpness_ratio"] > 0
     frames = chained["counts"]["lmd_mouth"]["frames"]  # every 8th frame of each of the 8 clips
     assert frames > 0 and frames % 8 == 0 and chained["counts"]["lmd_mouth"]["undetected"] <= frames
+    found = 1 - chained["counts"]["lmd_mouth"]["undetected"] / frames
+    assert chained["metrics"]["face_found"] == pytest.approx(found)
     for row in (still, chained):
         counts = row["counts"]
         corr = counts["mouth_open_corr"]
@@ -345,10 +348,14 @@ def test_evaluate_tests_every_checkpoint_and_every_pair_on_the_same_clips(small_
     markdown = (out / "evaluation.md").read_text()
     assert markdown.count("| copy the reference frame (baseline) |") == 2 and "every 8th frame" in markdown
     end_to_end = markdown.split("## End to end")[1]
-    assert "| mouth-opening corr. | upper-face PSNR vs photo (dB) | sharpness ratio (face, vs photo) |" in end_to_end
-    baseline_cells = [cell.strip("*") for cell in cells(end_to_end, "copy the reference frame (baseline)")[-3:]]
-    assert baseline_cells == ["0.000", "100.00 †", "1.000 †"]  # 0 may be the best correlation of this tiny run
-    assert all(cell not in ("–", "") for cell in cells(end_to_end, "first")[-3:])
+    assert (
+        "| mouth-opening corr. | upper-face PSNR vs photo (dB) | sharpness ratio (face, vs photo) | face found |"
+        in (end_to_end)
+    )
+    baseline_cells = [cell.strip("*") for cell in cells(end_to_end, "copy the reference frame (baseline)")[-4:]]
+    assert baseline_cells == ["0.000", "100.00 †", "1.000 †", "–"]  # 0 may be the best correlation of this tiny run
+    assert all(cell not in ("–", "") for cell in cells(end_to_end, "first")[-4:])
+    assert cells(end_to_end, "first")[-1].endswith("%")
     assert result.stdout.strip() == markdown.strip()
     progress = [line for line in result.stderr.splitlines() if line.startswith("talkface evaluate: [")]
     assert [line.split("]")[0] for line in progress] == [f"talkface evaluate: [{i}/5" for i in range(1, 6)]

@@ -48,6 +48,8 @@ REAL_FACE_COLUMNS = (  # issue 13's metrics on real faces, scored end to end
     Column("upper_face_psnr", "upper-face PSNR vs photo (dB)", True, digits=2),
     # 1 = as sharp as the photo; above 1 may be noise as well as detail, so the rows are not ranked.
     Column("sharpness_ratio", "sharpness ratio (face, vs photo)", True, bold_best=False),
+    # Of the generated frames, those in which the re-detection found a face at all.
+    Column("face_found", "face found", True, digits=1, percent=True, bold_best=False),
 )
 END_TO_END_COLUMNS = FRAME_COLUMNS + REAL_FACE_COLUMNS
 TABLES = {  # key in the JSON: (heading, columns)
@@ -198,7 +200,8 @@ REAL_FACE_CAPTION = (
     "prepared), mean over clips; a clip whose real mouth does not move is skipped, one whose generated mouth "
     "does not move counts 0 (so the photo held still scores 0); upper-face PSNR = of the eyes–nose box of the "
     "photo's landmarks against the photo, per frame capped at 100 dB; sharpness ratio = variance of the "
-    "Laplacian of the face box, generated over photo (1: as sharp as the photo). Clip and frame counts are in "
+    "Laplacian of the face box, generated over photo (1: as sharp as the photo); face found = share of the "
+    "generated frames in which dlib re-detects a face. Clip and frame counts are in "
     f"evaluation.json. {TRIVIAL}: the baseline *is* the photo, so its upper-face PSNR (the cap) and sharpness "
     "ratio (1) are perfect by construction, not a score to beat; they are not ranked."
 )

@@ -332,6 +332,7 @@ def evaluate(
             else f"{landmark.checkpoint.name} → {generator.checkpoint.name}"
         )
         paths = {"landmark": str(landmark.checkpoint.path), "generator": str(generator.checkpoint.path)}
+        own["face_found"] = face_found(chain.counts)
         row = Row(name, own, checkpoints=paths, seconds=time.perf_counter() - started, counts=chain.counts)
         add(
             "end_to_end",
@@ -341,6 +342,13 @@ def evaluate(
             f"sharpness ratio {own['sharpness_ratio']:.3f}",
         )
     return result
+
+
+def face_found(counts: dict[str, dict[str, int]]) -> float | None:
+    """The share of generated frames in which dlib re-detected a face (the mouth LMD's counts)."""
+    detection = counts.get("lmd_mouth", {})
+    frames = detection.get("frames", 0)
+    return 1.0 - detection.get("undetected", 0) / frames if frames else None
 
 
 TABLE_NAMES = {"stage1": "stage 1", "stage2": "stage 2", "end_to_end": "end to end"}
