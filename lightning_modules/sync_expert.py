@@ -3,7 +3,8 @@
 Trained contrastively on the prepared windows: for every sampled centre frame of every clip in
 the batch, its 5 lower faces must pick their own audio among the audio of the other sampled
 centres of the same clip (the same voice, shifted in time) and of the other clips (InfoNCE, both
-ways). Audio one frame away is left out of the negatives: it overlaps the true 0.2 s by 80 %.
+ways). The same clip's audio up to `near_frames` away is left out of the negatives: one frame away
+it overlaps the true 0.2 s by 80 %.
 
 Validation and test measure what the expert is for: per clip, the offset it finds between the
 clip's own lips and sound (0 for real video), LSE-D and LSE-C (talkface/metrics/lip_sync.py),
@@ -43,6 +44,9 @@ class SyncExpertModule(L.LightningModule):
         embedding: int = 128,
         centres_per_clip: int = 12,
         temperature: float = 0.07,
+        near_frames: int = 1,
+        dropout: float = 0.0,
+        augment: bool = False,
         max_offset: int = DEFAULT_MAX_OFFSET,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
@@ -59,6 +63,13 @@ class SyncExpertModule(L.LightningModule):
             centres_per_clip: training centre frames sampled per clip (each one a positive pair
                 and a negative for all the others).
             temperature: softmax temperature of the contrastive loss over cosine similarities.
+            near_frames: the same clip's audio this many frames or fewer from the true pairing is
+                left out of the negatives (one frame away it overlaps the true 0.2 s by 80 %); 0
+                makes every other audio a negative, which sharpens the offset the expert finds.
+            dropout: dropout probability before each encoder's last layer.
+            augment: training only: each clip's lower faces are mirrored left-right at random (lip
+                sync does not care which side is which) and a random band of a quarter of the audio
+                features is blanked per sample, so the expert learns the speech, not the speaker.
             max_offset: offsets tried either way, in frames, by the validation and test scores.
             lr: Adam learning rate.
             weight_decay: Adam's L2 penalty on the weights.
@@ -70,12 +81,15 @@ class SyncExpertModule(L.LightningModule):
         check_number("model.init_args.temperature", temperature, above=0)
         check_number("model.init_args.centres_per_clip", centres_per_clip, 2, whole=True)
         check_number("model.init_args.max_offset", max_offset, 1, whole=True)
+        check_number("model.init_args.near_frames", near_frames, 0, whole=True)
         check_number("model.init_args.weight_decay", weight_decay, 0)
         check_number("model.init_args.lr_decay_epochs", lr_decay_epochs, 0, whole=True)
         self.save_hyperparameters()
         if channels not in (1, 3):
             raise TalkfaceError(f"model.init_args.channels must be 1 (grey) or 3 (colour), got {channels}")
-        self.expert = SyncExpertNetwork(channels, feature_dim, FRAMES * steps_per_frame, width, embedding)
+        self.expert = SyncExpertNetwork(
+            channels, feature_dim, FRAMES * steps_per_frame, width, embedding, dropout=dropout
+        )
         self.val_metrics = self._metrics("val/")
         self.test_metrics = self._metrics("test/")
         self.test_mismatched = self._metrics("test/mismatched/")
@@ -107,14 +121,31 @@ class SyncExpertModule(L.LightningModule):
             )
 
     # ---- model
-    def embed(self, frames: torch.Tensor, audio_windows: torch.Tensor, centres: torch.Tensor):
+    def embed(self, frames: torch.Tensor, audio_windows: torch.Tensor, centres: torch.Tensor, augment: bool = False):
         """(B, T, 3, S, S) uint8 crops, (B, T, W, D) feature windows, (B, K) centres → video and
         audio embeddings, each (B, K, E)."""
         steps = FRAMES * self.hparams.steps_per_frame
-        video = self.expert.embed_video(mouth_clips(frames, centres))
-        audio = self.expert.embed_audio(audio_clips(audio_windows, centres, steps))
+        mouths = mouth_clips(frames, centres)
+        sounds = audio_clips(audio_windows, centres, steps)
+        if augment:
+            mouths, sounds = self._augment(mouths, sounds)
+        video = self.expert.embed_video(mouths)
+        audio = self.expert.embed_audio(sounds)
         shape = (*centres.shape, -1)
         return video.reshape(shape), audio.reshape(shape)
+
+    @staticmethod
+    def _augment(mouths: torch.Tensor, sounds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mirror half of the (N, 5, C, h, w) lower faces; blank a random quarter of the bands of
+        every (N, steps, D) audio sample (with the sample's mean level, so the level stays)."""
+        count, bands = len(mouths), sounds.shape[-1]
+        mirror = torch.rand(count, device=mouths.device) < 0.5
+        mouths = torch.where(mirror[:, None, None, None, None], mouths.flip(-1), mouths)
+        width = bands // 4
+        start = torch.randint(0, bands - width + 1, (count, 1), device=sounds.device)
+        band = torch.arange(bands, device=sounds.device)[None]
+        blank = ((band >= start) & (band < start + width))[:, None, :]
+        return mouths, torch.where(blank, sounds.mean(dim=(1, 2), keepdim=True), sounds)
 
     def contrastive_loss(self, video: torch.Tensor, audio: torch.Tensor, centres: torch.Tensor):
         """InfoNCE both ways over every (clip, centre) pair of the batch; (loss, accuracy)."""
@@ -123,7 +154,8 @@ class SyncExpertModule(L.LightningModule):
         logits = video @ audio.T / self.hparams.temperature
         clip = torch.arange(batch, device=centres.device).repeat_interleave(count)
         time = centres.reshape(-1)
-        near = (clip[:, None] == clip[None]) & ((time[:, None] - time[None]).abs() == 1)
+        gap = (time[:, None] - time[None]).abs()
+        near = (clip[:, None] == clip[None]) & (gap > 0) & (gap <= self.hparams.near_frames)
         logits = logits.masked_fill(near, float("-inf"))
         target = torch.arange(batch * count, device=logits.device)
         loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
@@ -138,7 +170,7 @@ class SyncExpertModule(L.LightningModule):
             raise TalkfaceError(f"the sync expert needs clips of at least {FRAMES} frames, got {length}")
         count = min(self.hparams.centres_per_clip, length - 2 * HALF)
         centres = torch.stack([torch.randperm(length - 2 * HALF, device=frames.device)[:count] for _ in range(size)])
-        video, audio = self.embed(frames, batch["audio_windows"], centres + HALF)
+        video, audio = self.embed(frames, batch["audio_windows"], centres + HALF, augment=self.hparams.augment)
         loss, accuracy = self.contrastive_loss(video, audio, centres + HALF)
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self.log("train/accuracy", accuracy, prog_bar=True, batch_size=size)

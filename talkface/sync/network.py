@@ -46,6 +46,7 @@ class SyncExpertNetwork(nn.Module):
         width: int = 32,
         embedding: int = 128,
         crop_size: int = 128,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if channels not in (1, 3):
@@ -63,6 +64,7 @@ class SyncExpertNetwork(nn.Module):
             _block(4 * width, 4 * width, 2),
         )
         video_cells = -(-height // 16) * -(-width_px // 16)
+        self.dropout = nn.Dropout(dropout)  # before each head (no weights: checkpoints stay the same)
         self.video_head = nn.Linear(4 * width * video_cells, embedding)
         # Audio as a (1, bands, steps) image: halve the bands four times and the time three times.
         self.audio = nn.Sequential(
@@ -85,11 +87,11 @@ class SyncExpertNetwork(nn.Module):
         mean = flat.mean(dim=(1, 2, 3), keepdim=True)
         spread = flat.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)
         features = self.video((flat - mean) / spread)
-        return F.normalize(self.video_head(features.flatten(1)), dim=1)
+        return F.normalize(self.video_head(self.dropout(features.flatten(1))), dim=1)
 
     def embed_audio(self, windows: torch.Tensor) -> torch.Tensor:
         """(N, steps, D) log features → (N, E) unit vectors; the window's mean level is removed
         (a louder or quieter microphone is the same speech)."""
         windows = windows - windows.mean(dim=(1, 2), keepdim=True)
         features = self.audio(windows.transpose(1, 2)[:, None])
-        return F.normalize(self.audio_head(features.flatten(1)), dim=1)
+        return F.normalize(self.audio_head(self.dropout(features.flatten(1))), dim=1)
