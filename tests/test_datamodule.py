@@ -139,3 +139,17 @@ def test_two_ddp_ranks_see_disjoint_samples_that_cover_the_split(prepared, tmp_p
     assert rank0 and rank1 and not set(rank0) & set(rank1)
     meta = json.loads((prepared / "meta.json").read_text())
     assert len(set(rank0) | set(rank1)) == meta["splits"][split]["samples"]
+
+
+def test_audio_jitter_shifts_each_training_clip_by_one_level_and_tilt_and_never_evaluation(prepared):
+    fields = ["id", "audio_windows"]
+    plain = LRWDataModule(str(prepared), batch_size=8, num_workers=0, fields=fields)
+    jittered = LRWDataModule(str(prepared), batch_size=8, num_workers=0, fields=fields, audio_jitter=1.0)
+    a, b = first_batch(plain), first_batch(jittered)
+    order = [list(b["id"]).index(i) for i in a["id"]]
+    offset = b["audio_windows"][order] - a["audio_windows"]  # (B, T, W, bands)
+    per_clip = offset.flatten(1, 2)  # every feature row of a clip got the same per-band offset
+    assert torch.allclose(per_clip, per_clip[:, :1].expand_as(per_clip), atol=1e-5)
+    assert per_clip[:, 0].abs().amax() > 0.01 and per_clip[:, 0].abs().amax() <= 1.5 + 1e-5
+    val = first_batch(jittered, "val")["audio_windows"]
+    assert torch.equal(val, first_batch(plain, "val")["audio_windows"])
