@@ -84,3 +84,25 @@ def test_the_inner_mouth_is_always_drawn_once_the_lips_part():
     generator = UNetGenerator(image_size=64, base_channels=8, depth=3, residual_blocks=1, warp_reference=True)
     out = generator.generate(torch.rand(1, 3, 64, 64) * 2 - 1, opened, landmarks)
     assert torch.all(out.mask >= mask - 1e-6)
+
+
+def test_sub_pixel_motion_leaves_the_photo_exact_and_real_motion_whole():
+    from talkface.networks.landmark_warp import settle_small_motion
+
+    field = torch.zeros(1, 2, 64, 64)
+    field[:, 0, :, :32] = 0.1 / 64  # a tenth of a pixel: invisible, but resampling would blur
+    field[:, 0, :, 32:] = 2.0 / 64  # two pixels: real motion
+    settled = settle_small_motion(field)
+    assert torch.all(settled[..., :32] == 0) and torch.equal(settled[..., 32:], field[..., 32:])
+
+
+def test_at_inference_a_warping_generator_keeps_the_photos_exact_pixels_where_nothing_moves():
+    torch.manual_seed(0)
+    generator = UNetGenerator(image_size=64, base_channels=8, depth=3, residual_blocks=1, warp_reference=True).eval()
+    reference = torch.rand(1, 3, 64, 64) * 2 - 1
+    landmarks = template_landmarks(64)
+    landmarks[:, [65, 66, 67], :] = landmarks[:, [63, 62, 61], :]  # lips closed: no mouth to draw
+    with torch.no_grad():
+        out = generator.generate(reference, landmarks, landmarks)
+    exact = (out.image == reference).all(dim=1).float().mean()
+    assert exact > 0.95  # the resting mask (~0.05) counts as 0 and nothing moves: the photo's own pixels

@@ -76,11 +76,27 @@ def warp_by_field(image: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode="border", align_corners=False)
 
 
+STILL_BELOW_PX = 0.25  # motion under this many crop pixels is left out: the pixels stay exact
+MOVING_ABOVE_PX = 0.75  # motion over this is kept whole; in between it fades in
+
+
+def settle_small_motion(field: torch.Tensor) -> torch.Tensor:
+    """The field with sub-pixel motion faded to exactly zero.
+
+    Resampling at a fractional offset is a small blur, and the RBF field is nowhere exactly zero,
+    so without this the whole face would lose sharpness for motion nobody can see. Where the
+    field is zero the warp returns the photo's own pixels.
+    """
+    pixels = field.norm(dim=1, keepdim=True) * field.shape[-1]
+    keep = ((pixels - STILL_BELOW_PX) / (MOVING_ABOVE_PX - STILL_BELOW_PX)).clamp(0, 1)
+    return field * keep
+
+
 def warp_to_landmarks(
     image: torch.Tensor, reference_landmarks: torch.Tensor, target_landmarks: torch.Tensor, sigma: float = 0.1
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The image warped so its landmarks move to the targets, and the field used (B, 2, S, S)."""
-    field = displacement_field(reference_landmarks, target_landmarks, image.shape[-1], sigma)
+    field = settle_small_motion(displacement_field(reference_landmarks, target_landmarks, image.shape[-1], sigma))
     return warp_by_field(image, field), field
 
 

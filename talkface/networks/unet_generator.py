@@ -29,6 +29,7 @@ from talkface.networks.landmark_images import LandmarkRenderer
 from talkface.networks.landmark_warp import inner_mouth_mask, warp_to_landmarks
 
 NORMS = ("instance", "batch", "none")
+MASK_FLOOR = 0.1  # a warping generator's mask below this counts as 0 at inference
 
 
 def norm_layer(norm: str, channels: int, dims: int = 2) -> nn.Module:
@@ -206,6 +207,10 @@ class UNetGenerator(nn.Module):
         if self.to_mask is None:
             return GeneratorOutput(generated, generated, None, field)
         mask = torch.sigmoid(self.to_mask(x))
+        if self.warp_reference and not self.training:
+            # Where the network barely asks for its own pixels (the mask's resting level, ~0.05),
+            # the warped photo is used exactly: its pixels are sharper than any the U-Net draws.
+            mask = ((mask - MASK_FLOOR) / (1 - MASK_FLOOR)).clamp(0, 1)
         if self.warp_reference:  # the mouth's inside is always drawn: no warp can make it
             mouth = inner_mouth_mask(target_landmarks, size).to(mask.dtype)
             mask = 1 - (1 - mask) * (1 - mouth)
