@@ -23,24 +23,14 @@ from talkface.media import read_audio, read_video
 from tests.helpers.cli import generate_args, run_cli
 from tests.helpers.media_factory import astronaut_face, tone, write_audio_file
 from tests.helpers.real_data import REAL_DATA, REPO, needs_real_data, real_files
+from tests.helpers.untrained import untrained_inputs
 
 
 @pytest.fixture(scope="module")
 def untrained(tmp_path_factory) -> dict[str, Path]:
     """Small untrained checkpoints, photo and speech: enough for everything but picture quality."""
     folder = tmp_path_factory.mktemp("untrained")
-    torch.manual_seed(0)
-    speech = tone(2.0, 22050, 220.0) * (0.6 + 0.4 * np.sin(np.linspace(0, 12, 44100)))
-    cv2.imwrite(str(folder / "face.png"), cv2.cvtColor(astronaut_face(200), cv2.COLOR_RGB2BGR))
-    return {
-        "landmark": save_untrained(
-            LandmarkModule(num_words=4, hidden=32, audio_dim=32, layers=1), folder / "landmark.ckpt", 128, list("ABCD")
-        ),
-        "generator": save_untrained(FaceGenModule(base_channels=8), folder / "generator.ckpt", 128, list("ABCD")),
-        "image": folder / "face.png",
-        "audio": write_audio_file(folder / "speech.mp3", speech.astype(np.float32), 22050, channels=2),
-        "folder": folder,
-    }
+    return {**untrained_inputs(folder), "folder": folder}
 
 
 def test_generate_makes_one_frame_per_640_samples_with_the_audio(untrained, tmp_path):

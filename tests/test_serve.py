@@ -12,14 +12,15 @@ import pytest
 
 from talkface.serve.limits import shown_name, stored_name
 from tests.helpers.cli import run_cli
-from tests.helpers.serve import make_inputs, running_server
+from tests.helpers.serve import running_server
+from tests.helpers.untrained import untrained_inputs
 
 requests = pytest.importorskip("requests", reason="the dev extra (pip install -e '.[dev]') has requests")
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
-    return make_inputs(tmp_path_factory.mktemp("serve_inputs"))
+    return untrained_inputs(tmp_path_factory.mktemp("serve_inputs"))
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.serve import make_inputs, running_server
+from tests.helpers.serve import running_server
+from tests.helpers.untrained import untrained_inputs
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
@@ -36,7 +37,7 @@ def page(tmp_path_factory):
     _browser_or_skip()
     webdriver = pytest.importorskip("selenium.webdriver", reason="the dev extra has selenium")
     folder = tmp_path_factory.mktemp("serve_browser")
-    files = make_inputs(folder / "inputs")
+    files = untrained_inputs(folder / "inputs")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in (
