@@ -78,7 +78,7 @@ def format_report(results: dict) -> str:
         lines.append("")
     generation = results.get("generation", {})
     runs = [
-        (size, length, run)
+        (f"{size} crop", length, run)
         for size, by_length in generation.items()
         if size.endswith("px")
         for length, run in by_length.items()
@@ -89,9 +89,9 @@ def format_report(results: dict) -> str:
             "|---|---|---|---|---|---|",
         ]
         runs += [("released models", length, run) for length, run in generation.get("released", {}).items()]
-        for size, length, run in runs:
+        for what, length, run in runs:
             lines.append(
-                f"| {size} crop, {length} of audio | {run['frames']} | {run['frames_per_second']:.1f} | "
+                f"| {what}, {length} of audio | {run['frames']} | {run['frames_per_second']:.1f} | "
                 f"{run['realtime_factor']:.2f} | {run['first_frame_seconds']:.2f} | {run['peak_rss_mib']:.0f} |"
             )
         lines.append("")
