@@ -63,6 +63,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="skip the chained stage 1 → stage 2 rows (one generator run per landmark checkpoint)",
     )
+    parser.add_argument(
+        "--sync-expert",
+        metavar="PATH",
+        help="the lip-sync expert that measures LSE-D, LSE-C and the offset end to end: a .ckpt of "
+        "`talkface fit -c sync/real` or .safetensors (default: the released one)",
+    )
+    parser.add_argument(
+        "--syncnet",
+        metavar="syncnet_v2.model",
+        help="measure the lip sync with the official SyncNet v2 instead, from its weights file",
+    )
+    parser.add_argument(
+        "--no-lip-sync",
+        dest="lip_sync",
+        action="store_false",
+        help="skip the lip-sync scores (they draw every frame of each clip, not only every --frame-stride-th)",
+    )
     parser.add_argument("--accelerator", default="auto", help="auto (default), cpu, gpu, ...")
 
 
@@ -83,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     _check_numbers(args)
     landmarks, generators, notes = _checkpoints(args)
     landmark_models, generator_models = load_all(landmarks, LandmarkModule), load_all(generators, FaceGenModule)
+    expert = _sync_expert(args, bool(landmarks and generators and args.end_to_end))
     settings = Settings(
         data_dir=args.data,
         split=args.split,
@@ -102,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    result = evaluate(landmark_models, generator_models, settings, meta, end_to_end=args.end_to_end)
+    result = evaluate(landmark_models, generator_models, settings, meta, end_to_end=args.end_to_end, expert=expert)
     notes += result.notes
     seconds = time.perf_counter() - started
 
@@ -117,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         crop_size=int(meta["crop_size"]),
         box_fraction=DEFAULT_BOX_FRACTION,
         generator=generators[0].name if len(generators) == 1 else None,
+        sync_expert=expert.name if expert is not None else None,
     )
     device = _device(args.accelerator)
     footer = f"Wall time {seconds / 60:.1f} min on {device} (`talkface evaluate`; per row in evaluation.json)."
@@ -140,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
             "device": device,
             "seconds": round(seconds, 1),
             "notes": notes,
+            "sync_expert": expert.name if expert is not None else None,
             "captions": text,
             "tables": {key: [row.to_json() for row in rows] for key, rows in result.tables.items()},
         },
@@ -172,6 +192,21 @@ def _checkpoints(args: argparse.Namespace):
         if twice:
             raise TalkfaceError(f"two checkpoints are named {twice[0]!r}; name them apart with NAME=CKPT")
     return landmarks, generators, notes
+
+
+def _sync_expert(args: argparse.Namespace, pairs: bool):
+    """The expert that measures the lip sync (loaded up front, so a wrong file fails at once), or
+    None when there is nothing to measure (no end-to-end pair) or --no-lip-sync."""
+    if args.sync_expert and args.syncnet:
+        raise TalkfaceError("give --sync-expert or --syncnet, not both")
+    for option, path in (("--sync-expert", args.sync_expert), ("--syncnet", args.syncnet)):
+        if path and not Path(path).is_file():
+            raise TalkfaceError(f"{option} {path}: no such file")
+    if not args.lip_sync or not pairs:
+        return None
+    from talkface.sync.experts import load_expert
+
+    return load_expert(args.sync_expert, args.syncnet, option="--sync-expert")
 
 
 def _check_numbers(args: argparse.Namespace) -> None:

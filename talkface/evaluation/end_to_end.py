@@ -24,6 +24,11 @@ The same three are also scored for the copy-the-reference baseline (the photo he
 metric's "still generated mouth" rule), and it is the photo itself, so its upper-face PSNR is the
 cap and its sharpness ratio exactly 1 — trivially perfect, which the report says.
 After the test, `counts` and `baseline_counts` hold the metrics' clip and frame counts.
+
+Given a sync `expert`, the chain also draws *every* frame of each clip (the expert reads 5
+consecutive frames) and scores their lip sync under the clip's sound, next to the real video's and
+the photo held still (talkface/evaluation/lip_sync.py), logged under `lip_sync/`; `sync_clips`
+holds the clips scored. The strided frames of the other metrics are drawn as without it.
 """
 
 from __future__ import annotations
@@ -34,13 +39,15 @@ from torch import Tensor
 from torchmetrics import MetricCollection
 
 from lightning_modules import FaceGenModule, LandmarkModule
+from talkface.evaluation.lip_sync import REAL_PREFIX, STILL_PREFIX, clip_counts, lip_sync_metrics, update_lip_sync
 from talkface.metrics import MouthOpeningCorrelation, SharpnessRatio, UpperFacePSNR
 from talkface.metrics.face_regions import synced_states
 from talkface.metrics.landmark_distance import landmark_distance_sum
 from talkface.metrics.redetected_distance import RedetectedLandmarkDistance, redetect
-from talkface.networks.pixel_range import to_unit
+from talkface.networks.pixel_range import to_uint8, to_unit
 
 BASELINE_PREFIX = "copy_reference"
+LIP_SYNC_PREFIX = "lip_sync"
 REAL_FACE_METRICS = ("mouth_open_corr", "upper_face_psnr", "sharpness_ratio")
 
 
@@ -92,11 +99,22 @@ class EndToEnd(L.LightningModule):
         "reference_landmarks",
     )
 
-    def __init__(self, landmark_model: LandmarkModule, generator: FaceGenModule, frame_stride: int) -> None:
+    def __init__(
+        self, landmark_model: LandmarkModule, generator: FaceGenModule, frame_stride: int, expert=None
+    ) -> None:
         super().__init__()
         self.landmark_model = landmark_model
         self.generator = generator
         self.frame_stride = frame_stride
+        self.expert = expert  # a sync expert (talkface/sync/experts.py), or None: no lip sync scores
+        self.sync_clips = 0
+        if expert is not None:
+            self.data_fields = type(self).data_fields + ("audio",)
+            self.sync_network = expert.network  # a child, so the trainer moves it with the models
+            prefix = f"test/{LIP_SYNC_PREFIX}/"
+            self.sync_metrics = lip_sync_metrics(prefix)
+            self.sync_real = lip_sync_metrics(f"{prefix}{REAL_PREFIX}/")
+            self.sync_still = lip_sync_metrics(f"{prefix}{STILL_PREFIX}/")
         self.backend = generator.hparams.redetect_backend
         # The very metric definitions stage 2 tests with (same re-detection backend), the mouth LMD
         # fed with the detection the mouth-opening correlation uses too, and the real-face metrics.
@@ -149,6 +167,28 @@ class EndToEnd(L.LightningModule):
         photo_detected = photo_detected.to(truth).unsqueeze(1).expand(clips, count, *photo_detected.shape[1:])
         self._update_real_face(self.baseline_metrics, still, photo_detected, truth, photo, photo_landmarks)
         self.log_dict(self.baseline_metrics, batch_size=len(fake))
+        if self.expert is not None:
+            self._score_lip_sync(batch, predicted)
+
+    def _score_lip_sync(self, batch: dict, predicted: Tensor) -> None:
+        """Every frame of each clip drawn from the predicted landmarks, the real frames and the photo
+        held still, each under the clip's sound, scored by the sync expert."""
+        frames, audio, photo = batch["frames"], batch["audio"], batch["reference_frame"]
+        clips, length = frames.shape[:2]
+        generated = torch.stack(
+            [
+                to_uint8(
+                    self.generator.render_sequence(
+                        to_unit(photo[i]), batch["reference_landmarks"][i], predicted[i].to(photo.device)
+                    )
+                )
+                for i in range(clips)
+            ]
+        )
+        still = photo.unsqueeze(1).expand(clips, length, *photo.shape[1:])
+        for metrics, video in ((self.sync_metrics, generated), (self.sync_real, frames), (self.sync_still, still)):
+            update_lip_sync(metrics, self.expert, video, audio)
+            self.log_dict(metrics, batch_size=clips)
 
     @staticmethod
     def _update_real_face(
@@ -164,3 +204,5 @@ class EndToEnd(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.counts = metric_counts(self.metrics)
         self.baseline_counts = metric_counts(self.baseline_metrics)
+        if self.expert is not None:
+            self.sync_clips = clip_counts(self.sync_metrics)

@@ -52,10 +52,17 @@ REAL_FACE_COLUMNS = (  # issue 13's metrics on real faces, scored end to end
     Column("face_found", "face found", True, digits=1, percent=True, bold_best=False),
 )
 END_TO_END_COLUMNS = FRAME_COLUMNS + REAL_FACE_COLUMNS
+LIP_SYNC_COLUMNS = (  # issue 14: a sync expert on every frame of the clips, end to end
+    Column("lse_d", "LSE-D", False),
+    Column("lse_c", "LSE-C", True),
+    Column("offset", "AV offset, absolute (frames)", False, digits=2),
+    Column("in_sync", "in sync (±1 frame)", True, digits=1, percent=True),
+)
 TABLES = {  # key in the JSON: (heading, columns)
     "stage1": ("Stage 1: audio → landmarks", STAGE1_COLUMNS),
     "stage2": ("Stage 2: true landmarks → frames", FRAME_COLUMNS),
     "end_to_end": ("End to end: audio → predicted landmarks → frames", END_TO_END_COLUMNS),
+    "lip_sync": ("Lip sync, end to end: every frame under the clip's sound", LIP_SYNC_COLUMNS),
 }
 
 
@@ -160,6 +167,7 @@ def captions(
     crop_size: int,
     box_fraction: float,
     generator: str | None,
+    sync_expert: str | None = None,
 ) -> dict[str, str]:
     """What each table measured, in words: the clips, the frames and the units."""
     subset = f"the first {clips} of {total_clips}" if clips < total_clips else f"all {clips}"
@@ -190,7 +198,21 @@ def captions(
             f"predicts from the clip's audio and first-frame landmarks; {frame_units}, against the true landmarks. "
             f"{REAL_FACE_CAPTION}"
         ),
+        "lip_sync": lip_sync_caption(sync_expert, generator) if sync_expert else "",
     }
+
+
+def lip_sync_caption(expert: str, generator: str | None) -> str:
+    return (
+        f"Measured by **{expert}** (scores of another expert are not comparable) on *every* frame of the same "
+        f"clips, 5 consecutive frames and their 0.2 s of sound per centre frame, over audio-video offsets of "
+        f"±15 frames: per clip, the mean embedding distance at each offset; LSE-D = its minimum (lower: lips and "
+        f"sound agree better), LSE-C = its median minus its minimum (higher: a clearer match); AV offset = "
+        f"the distance of the minimum from offset 0, in frames (0: in sync); in sync = share of clips within ±1 frame; means "
+        f"over clips. Rows: the clip's own frames and sound (real video); the photo (the clip's first frame) "
+        f"held still under the sound; and every frame drawn by {generator or 'the generator'} from the landmarks "
+        f"each stage-1 model predicts from the sound."
+    )
 
 
 REAL_FACE_CAPTION = (

@@ -26,6 +26,7 @@ from talkface.errors import TalkfaceError
 from talkface.evaluation.report import Row
 
 LANDMARK_BASELINE = "identity landmarks held still (baseline)"
+REAL_VIDEO = "real video (baseline)"
 FRAME_BASELINE = "copy the reference frame (baseline)"
 # The copied frame is the photo itself: these are perfect by construction (the report marks them).
 TRIVIAL_FOR_BASELINE = ("upper_face_psnr", "sharpness_ratio")
@@ -51,7 +52,9 @@ class Settings:
 
 @dataclass
 class Evaluation:
-    tables: dict[str, list[Row]] = field(default_factory=lambda: {"stage1": [], "stage2": [], "end_to_end": []})
+    tables: dict[str, list[Row]] = field(
+        default_factory=lambda: {"stage1": [], "stage2": [], "end_to_end": [], "lip_sync": []}
+    )
     notes: list[str] = field(default_factory=list)
 
 
@@ -257,9 +260,12 @@ def evaluate(
     meta: dict,
     end_to_end: bool = True,
     log=lambda line: print(line, file=sys.stderr, flush=True),
+    expert=None,
 ) -> Evaluation:
-    """Every landmark model, every generator, and (with `end_to_end`) every pair of the two."""
-    from talkface.evaluation.end_to_end import BASELINE_PREFIX, EndToEnd
+    """Every landmark model, every generator, and (with `end_to_end`) every pair of the two; with a
+    sync `expert` (talkface/sync/experts.py), the lip sync of every pair and of the two baselines."""
+    from talkface.evaluation.end_to_end import BASELINE_PREFIX, LIP_SYNC_PREFIX, EndToEnd
+    from talkface.evaluation.lip_sync import REAL_PREFIX, STILL_PREFIX
 
     result = Evaluation()
     without_words = set()  # models whose vocabulary is not the data's
@@ -313,8 +319,10 @@ def evaluate(
 
     for landmark, generator in pairs:
         started = time.perf_counter()
-        chain = EndToEnd(landmark.model, generator.model, settings.frame_stride)
-        own, baseline = split_baseline(test_metrics(chain, chain.data_fields, settings), BASELINE_PREFIX)
+        chain = EndToEnd(landmark.model, generator.model, settings.frame_stride, expert)
+        measured = test_metrics(chain, chain.data_fields, settings)
+        own, baseline = split_baseline(measured, BASELINE_PREFIX)
+        _, sync = split_baseline(measured, LIP_SYNC_PREFIX)
         if not result.tables["end_to_end"]:
             # Stage 2's baseline row (the very same frames) and the real-face metrics of the photo held still.
             result.tables["end_to_end"].append(
@@ -334,13 +342,21 @@ def evaluate(
         paths = {"landmark": str(landmark.checkpoint.path), "generator": str(generator.checkpoint.path)}
         own["face_found"] = face_found(chain.counts)
         row = Row(name, own, checkpoints=paths, seconds=time.perf_counter() - started, counts=chain.counts)
-        add(
-            "end_to_end",
-            row,
+        headline = (
             f"PSNR {own['psnr']:.2f} dB, mouth LMD {own['lmd_mouth']:.3f} px, "
             f"mouth-opening corr. {own['mouth_open_corr']:.3f}, upper-face PSNR {own['upper_face_psnr']:.2f} dB, "
-            f"sharpness ratio {own['sharpness_ratio']:.3f}",
+            f"sharpness ratio {own['sharpness_ratio']:.3f}"
         )
+        if expert is not None:
+            counts = {"lip_sync": {"clips": chain.sync_clips}}
+            if not result.tables["lip_sync"]:  # the baselines do not depend on the models: the first run's
+                for label, prefix in ((REAL_VIDEO, REAL_PREFIX), (FRAME_BASELINE, STILL_PREFIX)):
+                    _, scores = split_baseline(sync, prefix)
+                    result.tables["lip_sync"].append(Row(label, scores, baseline=True, counts=counts))
+            scores = {k: v for k, v in sync.items() if "/" not in k}
+            result.tables["lip_sync"].append(Row(name, scores, checkpoints=paths, counts=counts))
+            headline += f", LSE-D {scores['lse_d']:.3f}, LSE-C {scores['lse_c']:.3f}"
+        add("end_to_end", row, headline)
     return result
 
 

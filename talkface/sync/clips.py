@@ -19,14 +19,18 @@ def centre_frames(num_frames: int) -> torch.Tensor:
 
 
 def mouth_clips(frames: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    """(B, T, 3, S, S) uint8 aligned crops, (B, K) centre indices → (B * K, 5, 3, h, w) float in [0, 1]."""
+    """(B, T, 3, S, S) aligned crops, (B, K) centre indices → (B * K, 5, 3, h, w) float in [0, 1].
+
+    uint8 crops (0–255) are scaled to [0, 1]; float crops are taken as already in [0, 1] and pass
+    through untouched, so the gradient of generated frames flows (the sync_expert loss)."""
     rows, cols = mouth_box(frames.shape[-1])
     lower = frames[..., rows, cols]  # cut first: only the lower face is converted to float
     offsets = torch.arange(-HALF, HALF + 1, device=centres.device)
     index = (centres[..., None] + offsets).flatten(1)  # (B, K * 5)
     batch = torch.arange(len(frames), device=frames.device)[:, None]
     clips = lower[batch, index]  # (B, K * 5, 3, h, w)
-    return clips.reshape(-1, FRAMES, *clips.shape[2:]).float() / 255.0
+    clips = clips.reshape(-1, FRAMES, *clips.shape[2:])
+    return clips if clips.is_floating_point() else clips.float() / 255.0
 
 
 def audio_clips(windows: torch.Tensor, centres: torch.Tensor, steps: int) -> torch.Tensor:

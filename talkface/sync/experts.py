@@ -38,13 +38,20 @@ class ProjectExpert:
         self.crop_size = int(facts.get("crop_size", 128))  # the aligned crops it was trained on
         self.name = name
 
+    @property
+    def network(self) -> torch.nn.Module:
+        """The torch module behind the expert (to move it to a device with its owner)."""
+        return self.module
+
     @torch.no_grad()
     def embed(self, frames: torch.Tensor, audio: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         num_frames = len(frames)
         _check_length(num_frames)
+        device = _device(self.module)
+        frames = frames.to(device)
         features = compute_features(audio, num_frames, self.features)
         windows = features.unfold(0, self.features.window, self.features.steps_per_frame)[:num_frames]
-        windows = windows.transpose(1, 2)[None]  # (1, T, W, D)
+        windows = windows.transpose(1, 2)[None].to(device)  # (1, T, W, D)
         steps = FRAMES * self.features.steps_per_frame
         videos, audios = [], []
         for chunk in centre_frames(num_frames).split(BATCH):
@@ -67,9 +74,14 @@ class OfficialExpert:
 
         num_frames = len(frames)
         _check_length(num_frames)
-        faces = F.interpolate(frames.float(), size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False)
+        device = _device(self.network)
+        faces = F.interpolate(
+            frames.to(device).float(), size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False
+        )
         faces = faces.flip(1)  # RGB → BGR, as OpenCV gives SyncNet its frames
-        coefficients = torch.from_numpy(mfcc(np.asarray(audio, np.float32)[: num_frames * 640])).T  # (13, rows)
+        coefficients = torch.from_numpy(mfcc(np.asarray(audio, np.float32)[: num_frames * 640])).T.to(
+            device
+        )  # (13, rows)
         rows = 4 * num_frames
         coefficients = F.pad(coefficients, (0, max(0, rows - coefficients.shape[1])))
         videos, audios = [], []
@@ -82,14 +94,19 @@ class OfficialExpert:
         return torch.cat(videos), torch.cat(audios)
 
 
+def _device(module: torch.nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
 def _check_length(num_frames: int) -> None:
     if num_frames < FRAMES:
         raise TalkfaceError(f"the clip has {num_frames} frames; a sync expert needs at least {FRAMES}")
 
 
-def load_expert(path: str | Path | None = None, official: str | Path | None = None):
+def load_expert(path: str | Path | None = None, official: str | Path | None = None, option: str = "--expert"):
     """The project's expert from `path` (a .ckpt or .safetensors; default: the released one), or the
-    official SyncNet from `official` (syncnet_v2.model)."""
+    official SyncNet from `official` (syncnet_v2.model); errors name the file as `option` (and
+    `--syncnet`) gave it."""
     if official is not None:
         from talkface.sync.official_syncnet import load_syncnet_v2
 
@@ -102,5 +119,5 @@ def load_expert(path: str | Path | None = None, official: str | Path | None = No
         path = released_sync_expert()
     from lightning_modules import SyncExpertModule
 
-    loaded = load_model(path, "--expert", SyncExpertModule)
+    loaded = load_model(path, option, SyncExpertModule)
     return ProjectExpert(loaded.model, loaded.facts, f"talkface sync expert ({Path(path).name})")
