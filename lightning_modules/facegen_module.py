@@ -38,6 +38,9 @@ class FaceGenModule(L.LightningModule):
     # The loss terms do not see the loaded clips: each training step cuts (target, reference)
     # pairs from them (`_training_pairs`), plus "previous" with `use_previous_frame`.
     pair_fields = ("target", "target_landmarks", "reference", "reference_landmarks")
+    # Pairs a term may also read: its own frames' audio windows (B, K, W, D). A term that reads them
+    # (sync_expert) makes each clip's K = frames_per_clip targets a run of consecutive frames, in order.
+    sequence_fields = ("audio_windows",)
     # What a training step can produce for the loss terms: the generated image and, when a term
     # reads them, the discriminator's logits and features.
     output_fields = ("image", "fake_logits", "fake_features", "real_features")
@@ -127,11 +130,14 @@ class FaceGenModule(L.LightningModule):
             landmark_sigma=landmark_sigma,
         )
         self.losses = LossComposer(DEFAULT_LOSSES if losses is None else losses)
-        pairs = self.pair_fields + (("previous",) if use_previous_frame else ())
+        pairs = self.pair_fields + (("previous",) if use_previous_frame else ()) + self.sequence_fields
         self.losses.check_contract(
             type(self).__name__, pairs, self.output_fields, ("give its loss terms", "gives them")
         )
         self.losses.attach(self)
+        self.consecutive = bool(self.losses.batch_fields & set(self.sequence_fields))
+        if self.consecutive:
+            self.data_fields = type(self).data_fields + ("audio_windows",)
         self.val_metrics = self._metrics("val/")
         self.test_metrics = self._metrics("test/")
         self.baseline_metrics = self._metrics("test/copy_reference/")
@@ -191,9 +197,14 @@ class FaceGenModule(L.LightningModule):
     def _training_pairs(self, batch: dict) -> dict[str, torch.Tensor]:
         frames, landmarks = batch["frames"], batch["landmarks"]  # (B, T, 3, S, S) uint8, (B, T, 68, 2)
         clips, count = frames.shape[:2]
-        picks = torch.stack(
-            [torch.randperm(count, device=frames.device)[: self.hparams.frames_per_clip] for _ in range(clips)]
-        )
+        if self.consecutive:  # one run of consecutive frames per clip, for a term that reads their sound
+            run = min(self.hparams.frames_per_clip, count)
+            starts = torch.randint(0, count - run + 1, (clips, 1), device=frames.device)
+            picks = starts + torch.arange(run, device=frames.device)
+        else:
+            picks = torch.stack(
+                [torch.randperm(count, device=frames.device)[: self.hparams.frames_per_clip] for _ in range(clips)]
+            )
         rows = torch.arange(clips, device=frames.device)[:, None].expand_as(picks)
         pairs = {
             "target": to_unit(frames[rows, picks].flatten(0, 1)),
@@ -204,6 +215,8 @@ class FaceGenModule(L.LightningModule):
         if self.hparams.use_previous_frame:
             previous = (picks - 1).clamp_min(0)
             pairs["previous"] = to_unit(frames[rows, previous].flatten(0, 1))
+        if self.consecutive:
+            pairs["audio_windows"] = batch["audio_windows"][rows, picks]  # (B, K, W, D)
         return pairs
 
     def training_step(self, batch: dict, batch_index: int) -> None:

@@ -9,6 +9,7 @@ from losses.landmark_reconstruction import LandmarkReconstruction
 from losses.mouth_opening import MouthOpening
 from losses.perceptual import Perceptual
 from losses.registry import LOSS_REGISTRY, build_loss, register_loss, registered_names, resolve_loss_class
+from losses.sync_expert import SyncExpertLoss
 from losses.temporal_residual import TemporalResidual
 from losses.word_semantic import AudioWord, WordDetector, WordSemantic
 
@@ -26,6 +27,7 @@ __all__ = [
     "LossComposer",
     "LossTerm",
     "MouthOpening",
+    "SyncExpertLoss",
     "TemporalResidual",
     "WordDetector",
     "WordSemantic",

@@ -11,6 +11,7 @@ import torch
 from lightning_modules import LandmarkModule
 from losses import LOSS_REGISTRY, LossComposer, LossTerm, build_loss, register_loss, registered_names
 from talkface.errors import TalkfaceError
+from tests.helpers.real_data import needs_corpus
 
 STAGE_ONE_TERMS = [
     "landmark_reconstruction",
@@ -170,3 +171,92 @@ def test_mouth_opening_term_is_zero_in_sync_and_high_out_of_sync():
     assert 1.9 < anti < 2.1  # correlation -1, amplitude right
     damped = term({"landmarks": opening_batch(0.2 + (real - 0.2) * 0.5)}, batch)
     assert 0.01 < damped < 0.5  # right timing, half the amplitude: only the amplitude part
+
+
+# ---- the sync-expert term (stage 2, issue 14)
+def sync_batch(clips: int = 2, frames: int = 8, size: int = 128) -> dict:
+    generator = torch.Generator().manual_seed(2)
+    landmarks = 0.3 + 0.4 * torch.rand(clips, 1, 68, 2, generator=generator)
+    landmarks = landmarks + 0.01 * torch.randn(clips, frames, 68, 2, generator=generator)
+    video = torch.randint(0, 256, (clips, frames, 3, size, size), dtype=torch.uint8, generator=generator)
+    return {
+        "frames": video,
+        "landmarks": landmarks,
+        "reference_frame": video[:, 0].clone(),
+        "reference_landmarks": landmarks[:, 0].clone(),
+        "audio_windows": torch.randn(clips, frames, 28, 80, generator=generator) - 5,
+    }
+
+
+def test_the_sync_expert_term_trains_the_generator_through_a_frozen_expert():
+    from lightning_modules import FaceGenModule
+
+    torch.manual_seed(0)
+    losses = {"sync": {"class_path": "sync_expert", "init_args": {"weight": 1.0}}}
+    module = FaceGenModule(base_channels=4, frames_per_clip=6, losses=losses).train()
+    expert = module.losses.terms["sync"]._network
+    assert "audio_windows" in module.data_fields and "audio_windows" not in FaceGenModule.data_fields
+    assert not expert.training and not any(p.requires_grad for p in expert.parameters())
+    assert not any("expert" in key for key in module.state_dict())  # never saved with the generator
+    batch = sync_batch()
+    pairs = module._training_pairs(batch)
+    starts = [pairs["target_landmarks"][i * 6] for i in range(2)]
+    for clip, start in enumerate(starts):  # each clip's targets are a run of consecutive frames, in order
+        first = int((batch["landmarks"][clip] == start).all(-1).all(-1).nonzero()[0])
+        assert torch.equal(
+            pairs["target_landmarks"][clip * 6 : clip * 6 + 6], batch["landmarks"][clip, first : first + 6]
+        )
+        assert torch.equal(pairs["audio_windows"][clip], batch["audio_windows"][clip, first : first + 6])
+    fake = module(pairs["reference"], pairs["reference_landmarks"], pairs["target_landmarks"])
+    total, terms = module.losses({"image": fake}, pairs)
+    assert 0 <= terms["sync"].item() <= 2
+    total.backward()
+    gradients = [p.grad for p in module.generator.parameters() if p.grad is not None]
+    assert gradients and sum(g.abs().sum().item() for g in gradients) > 0
+    assert all(p.grad is None for p in expert.parameters())
+    running = [b.clone() for b in expert.buffers()]
+    module.train()
+    module(pairs["reference"], pairs["reference_landmarks"], pairs["target_landmarks"])
+    module.losses({"image": fake.detach()}, pairs)
+    assert not expert.training and all(torch.equal(a, b) for a, b in zip(running, expert.buffers(), strict=True))
+
+    contrastive = build_loss({"class_path": "sync_expert", "init_args": {"mode": "contrastive"}})
+    assert torch.isfinite(contrastive({"image": fake.detach()}, pairs))
+
+
+def test_the_sync_expert_term_needs_runs_of_five_frames_and_the_experts_features():
+    from lightning_modules import FaceGenModule
+
+    losses = {"sync": {"class_path": "sync_expert"}}
+    with pytest.raises(TalkfaceError, match="frames_per_clip to 5 or more"):
+        FaceGenModule(base_channels=4, losses=losses)  # frames_per_clip 2
+    with pytest.raises(TalkfaceError, match="mode must be one of"):
+        build_loss({"class_path": "sync_expert", "init_args": {"mode": "sideways"}})
+    term = build_loss("sync_expert")
+    batch = sync_batch(frames=5)
+    batch["audio_windows"] = batch["audio_windows"][..., :40]
+    with pytest.raises(TalkfaceError, match="hears 80 audio features per row, the data has 40"):
+        term({"image": torch.zeros(10, 3, 128, 128)}, batch)
+
+
+@needs_corpus()
+def test_the_sync_expert_term_is_lower_in_sync_than_off_sync_on_a_real_clip():
+    """The released expert on the real frames of an unseen speaker (as if generated): the loss with
+    the clip's own sound is below the loss with the sound 6 frames late or early."""
+    from talkface.audio.features import compute_features
+    from talkface.sync.measure import track_face
+    from tests.test_sync import test_clips
+
+    track = track_face(test_clips()[0], 128)
+    term = build_loss("sync_expert")
+    run = 8
+    config, length = term._features, (len(track.frames) - 12) // run * run
+    features = compute_features(track.audio, len(track.frames), config)
+    windows = features.unfold(0, config.window, config.steps_per_frame)[: len(track.frames)].transpose(1, 2)
+    image = track.frames[6 : 6 + length].float() / 127.5 - 1
+    losses = {}
+    for shift in (-6, 0, 6):
+        heard = windows[6 + shift : 6 + shift + length].reshape(length // run, run, *windows.shape[1:])
+        with torch.no_grad():
+            losses[shift] = term({"image": image}, {"audio_windows": heard}).item()
+    assert losses[0] < losses[6] and losses[0] < losses[-6], losses
