@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from talkface.errors import TalkfaceError
@@ -39,11 +40,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--features", default="mel", choices=["mel", "mfcc"], help="audio features")
     parser.add_argument("--n-mels", type=int, default=80)
     parser.add_argument("--context", type=int, default=7, help="video frames of audio context per frame (odd)")
+    parser.add_argument(
+        "--num-nodes",
+        type=int,
+        default=None,
+        help="machines preparing together: run this same command on each with its --node-rank; --out must be "
+        "one shared folder (node 0 merges the parts into one dataset). Default: from SLURM (SLURM_NNODES) "
+        "or torchrun (GROUP_WORLD_SIZE / NNODES), else 1",
+    )
+    parser.add_argument(
+        "--node-rank",
+        type=int,
+        default=None,
+        help="this machine, 0 .. num-nodes - 1. Default: SLURM_NODEID, GROUP_RANK or NODE_RANK",
+    )
+    parser.add_argument(
+        "--node-timeout",
+        type=float,
+        default=86400.0,
+        help="seconds node 0 waits for the other nodes' parts before it stops, naming the missing nodes",
+    )
     parser.add_argument("--retry-skipped", action="store_true", help="try clips skipped by an earlier run again")
     parser.add_argument("--no-progress", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
+    from talkface.prepare.nodes import resolve_nodes
     from talkface.prepare.settings import PrepareSettings, check_feature_options, check_paths
 
     # Everything is checked before torch, a landmark model or a clip is touched: a mistake is
@@ -71,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         retry_skipped=args.retry_skipped,
         progress=not args.no_progress,
     )
+    options["num_nodes"], options["node_rank"] = resolve_nodes(args.num_nodes, args.node_rank, os.environ)
+    options["node_timeout"] = args.node_timeout
     PrepareSettings(**options, features=None).check()
     check_feature_options(args.n_mels, args.context)
     check_paths(args.src, args.out)
@@ -80,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
     features = FeatureConfig(kind=args.features, n_mels=args.n_mels, context=args.context)
     report = prepare_dataset(PrepareSettings(**options, features=features))
-    if report.total_samples == 0:
+    if report.merged and report.total_samples == 0:
         raise TalkfaceError(
             f"nothing was prepared: all {len(report.skipped)} clips were skipped (see {args.out}/report.json)"
         )

@@ -4,6 +4,9 @@ Resumable and idempotent: every finished clip is a file in `<out>/work/`, so a k
 with the same command processes only the rest, and packing is a pure function of those files.
 `<out>/meta.json` is written last: a dataset without it is not finished.
 
+Across machines (`num_nodes` > 1, one shared `<out>`), each node processes and packs its share and
+node 0 merges the parts into the same dataset a single node makes (talkface/prepare/nodes.py).
+
 Never touches the user's files: every setting and path is checked before any clip is read; `--out`
 may not be `--src` nor hold it; an `--out` inside `--src` is left out of the clip search (so a
 re-run finds the same clips); `<out>` must be new, empty or made by talkface prepare (marker
@@ -27,7 +30,8 @@ from talkface.errors import TalkfaceError
 from talkface.faces import load_template
 from talkface.outputs import claim
 from talkface.prepare.clip_pipeline import PipelineSettings
-from talkface.prepare.packing import SplitPacker
+from talkface.prepare.nodes import DONE, NODES_FOLDER, node_share, part_folder, share_digest, wait_for_parts
+from talkface.prepare.packing import SplitPacker, merge_node_parts, publish_split
 from talkface.prepare.samples import FRAME_FIELDS, LIGHT_FIELDS, cut_samples
 from talkface.prepare.settings import MARKER, PrepareSettings, check_paths, check_split_folder, split_is_ours
 from talkface.prepare.sources import GRID_VOCABULARY, LRW_SPLITS, Source, detect_layout, find_sources
@@ -46,6 +50,7 @@ class PrepareReport:
     skipped: list[dict]
     processed_now: int
     seconds: float
+    merged: bool = True  # False on nodes 1..N-1: their part waits for node 0's merge
 
     @property
     def total_samples(self) -> int:
@@ -67,24 +72,70 @@ def prepare_dataset(settings: PrepareSettings) -> PrepareReport:
     window = 0 if layout == "lrw" else settings.window
     stride = settings.stride or window or 1
     pipeline = PipelineSettings(crop_size=settings.crop_size, features=settings.features, min_frames=max(window, 5))
+    nodes, rank = settings.num_nodes, settings.node_rank
+    share = node_share(sources, nodes, rank)  # all the sources on one node
+    share_ids = None if nodes == 1 else {s.id for s in share}
 
     claim(out, MARKER, "prepare")
+    part = part_folder(out, rank)
+    if nodes > 1:
+        shutil.rmtree(part, ignore_errors=True)  # until this run's done.json, node 0 waits for this node
     store = WorkStore(out / "work")
-    store.remove_partials()
+    store.remove_partials(share_ids)
     _check_same_settings(out, layout, settings, window, stride)
     if settings.retry_skipped:
-        store.forget_skips()
+        store.forget_skips(share_ids)
 
-    todo = [s for s in sources if not store.is_done(s.id)]
+    todo = [s for s in share if not store.is_done(s.id)]
+    where = "" if nodes == 1 else f"node {rank} of {nodes}: "
     _log(
-        f"preparing {len(todo)} of {len(sources)} {layout} clips "
-        f"({len(sources) - len(todo)} already done) with {settings.workers} worker(s), {settings.backend} landmarks"
+        f"{where}preparing {len(todo)} of {len(share)} {layout} clips "
+        f"({len(share) - len(todo)} already done) with {settings.workers} worker(s), {settings.backend} landmarks"
     )
     outcomes = _run(todo, settings, pipeline, store)
+    now_frames = sum(o.frames for o in outcomes)
 
-    (out / "meta.json").unlink(missing_ok=True)
+    if rank == 0:
+        (out / "meta.json").unlink(missing_ok=True)
     vocabulary = _vocabulary(src, layout, exclude=out)
-    packed = _pack(sources, store, out, window, stride, vocabulary, settings)
+    pca_split = "train" if any(s.split == "train" for s in sources) else None
+    if nodes == 1:
+        partials = {split: out / f".{split}.partial" for split in LRW_SPLITS}
+        packed = _pack(share, store, window, stride, vocabulary, settings, pca_split, partials.get, 0)
+        packed = _publish(out, settings, packed, partials)
+        processed_all, frames_all = len(outcomes), now_frames
+    else:
+        part.mkdir(parents=True, exist_ok=True)
+        packed = _pack(share, store, window, stride, vocabulary, settings, pca_split, lambda s: part / s, rank)
+        np.savez(part / "pca.npz", total=packed["pca_sums"][0], outer=packed["pca_sums"][1])
+        done = {
+            "share": share_digest(share, nodes),
+            "splits": packed["splits"],
+            "pca_count": packed["pca_sums"][2],
+            "processed": len(outcomes),
+            "frames": now_frames,
+        }
+        write_json_atomic(part / DONE, done)  # last: the part is complete
+        if rank != 0:
+            _log(
+                f"node {rank} of {nodes}: packed {sum(v['samples'] for v in packed['splits'].values())} samples "
+                f"in {time.perf_counter() - started:.1f} s; node 0 merges them into {out}"
+            )
+            return PrepareReport(
+                out=out,
+                samples={k: v["samples"] for k, v in packed["splits"].items()},
+                frames={k: v["frames"] for k, v in packed["splits"].items()},
+                skipped=[],
+                processed_now=len(outcomes),
+                seconds=time.perf_counter() - started,
+                merged=False,
+            )
+        _log(f"node 0 of {nodes}: waiting for the other nodes' parts (at most {settings.node_timeout:.0f} s)")
+        records = wait_for_parts(out, sources, nodes, settings.node_timeout)
+        packed = _merge_parts(out, settings, records)
+        processed_all = sum(r["processed"] for r in records)
+        frames_all = sum(r["frames"] for r in records)
+
     skipped = [
         {"id": s.id, "path": str(s.path), "split": s.split, "reason": store.skip_reason(s.id)}
         for s in sources
@@ -95,10 +146,9 @@ def prepare_dataset(settings: PrepareSettings) -> PrepareReport:
         samples={k: v["samples"] for k, v in packed["splits"].items()},
         frames={k: v["frames"] for k, v in packed["splits"].items()},
         skipped=skipped,
-        processed_now=len(outcomes),
+        processed_now=processed_all,
         seconds=time.perf_counter() - started,
     )
-    now_frames = sum(o.frames for o in outcomes)
     write_json_atomic(
         out / "report.json",
         {
@@ -106,10 +156,11 @@ def prepare_dataset(settings: PrepareSettings) -> PrepareReport:
             "frames": report.frames,
             "sources": len(sources),
             "skipped": skipped,
-            "processed_this_run": len(outcomes),
-            "frames_this_run": now_frames,
+            "nodes": nodes,
+            "processed_this_run": processed_all,
+            "frames_this_run": frames_all,
             "seconds": round(report.seconds, 3),
-            "frames_per_second_this_run": round(now_frames / max(report.seconds, 1e-9), 1),
+            "frames_per_second_this_run": round(frames_all / max(report.seconds, 1e-9), 1),
         },
     )
     if report.total_samples:
@@ -117,6 +168,8 @@ def prepare_dataset(settings: PrepareSettings) -> PrepareReport:
         if identities is not None:
             meta["identities"] = str(identities.path)
         write_json_atomic(out / "meta.json", meta)
+    if nodes > 1:
+        shutil.rmtree(out / NODES_FOLDER, ignore_errors=True)  # merged: the published splits hold the data
     _log(
         f"prepared {report.total_samples} samples ({sum(report.frames.values())} frames; "
         + ", ".join(f"{k} {v}" for k, v in report.samples.items())
@@ -159,21 +212,20 @@ def _run(todo: list[Source], settings: PrepareSettings, pipeline: PipelineSettin
     return outcomes
 
 
-def _pack(sources, store, out, window, stride, vocabulary, settings) -> dict:
+def _pack(sources, store, window, stride, vocabulary, settings, pca_split, folder, rank) -> dict:
+    """Pack the finished clips of `sources` into `folder(split)`, chunks named after `rank`:
+    per split its samples, frames and samples per identity, and the sums for the landmark PCA.
+    With several nodes each packs its share as litdata's node part (`<rank>-index.json`)."""
     features = settings.features
     splits = {}
     pca_sum = np.zeros(136)
     pca_outer = np.zeros((136, 136))
     pca_count = 0
-    pca_split = "train" if any(s.split == "train" for s in sources) else None
     for split in LRW_SPLITS:
         split_sources = [s for s in sources if s.split == split]
         if not split_sources:
-            stale = out / split
-            if split in settings.splits and stale.is_dir() and split_is_ours(stale):
-                shutil.rmtree(stale)  # an earlier run's split that no clip goes to now (new --identities)
             continue
-        packer = SplitPacker(out, split)
+        packer = SplitPacker(folder(split), rank)
         identities: dict[str, int] = {}  # samples per identity, when --identities named them
         for source in split_sources:
             if store.skip_reason(source.id) is not None or not store.is_done(source.id):
@@ -198,11 +250,59 @@ def _pack(sources, store, out, window, stride, vocabulary, settings) -> dict:
                     pca_count += len(flat)
             if source.identity is not None and packer.count > before:
                 identities[source.identity] = identities.get(source.identity, 0) + packer.count - before
-        if packer.finish():
+        packer.close(None if settings.num_nodes == 1 else rank)
+        if packer.count:
             splits[split] = {"samples": packer.count, "frames": packer.frames}
             if identities:
                 splits[split]["identities"] = dict(sorted(identities.items()))
-    return {"splits": splits, "pca": _pca(pca_sum, pca_outer, pca_count)}
+        else:
+            shutil.rmtree(packer.folder, ignore_errors=True)
+    return {"splits": splits, "pca_sums": (pca_sum, pca_outer, pca_count)}
+
+
+def _publish(out: Path, settings, packed: dict, partials: dict[str, Path]) -> dict:
+    """Publish every packed split from `partials`; remove a split of ours that no sample goes to now."""
+    for split in LRW_SPLITS:
+        if split in packed["splits"]:
+            publish_split(out, split, partials[split])
+        elif split in settings.splits:
+            # No sample (all skipped), or an earlier run's split that no clip goes to now (new --identities).
+            stale = out / split
+            if stale.is_dir() and split_is_ours(stale):
+                publish_split(out, split, None)
+    return {"splits": packed["splits"], "pca": _pca(*packed["pca_sums"])}
+
+
+def _merge_parts(out: Path, settings, records: list[dict]) -> dict:
+    """Node 0: join every node's part (in node order) into one published dataset per split."""
+    splits: dict[str, dict] = {}
+    pca_sum = np.zeros(136)
+    pca_outer = np.zeros((136, 136))
+    pca_count = 0
+    partials = {}
+    for split in LRW_SPLITS:
+        parts = [part_folder(out, rank) / split for rank, r in enumerate(records) if split in r["splits"]]
+        if not parts:
+            continue
+        partials[split] = out / f".{split}.partial"
+        merge_node_parts(parts, partials[split])
+        merged: dict = {"samples": 0, "frames": 0}
+        identities: dict[str, int] = {}
+        for record in records:
+            counts = record["splits"].get(split, {})
+            merged["samples"] += counts.get("samples", 0)
+            merged["frames"] += counts.get("frames", 0)
+            for name, count in counts.get("identities", {}).items():
+                identities[name] = identities.get(name, 0) + count
+        if identities:
+            merged["identities"] = dict(sorted(identities.items()))
+        splits[split] = merged
+    for rank, record in enumerate(records):
+        with np.load(part_folder(out, rank) / "pca.npz") as sums:
+            pca_sum += sums["total"]
+            pca_outer += sums["outer"]
+        pca_count += record["pca_count"]
+    return _publish(out, settings, {"splits": splits, "pca_sums": (pca_sum, pca_outer, pca_count)}, partials)
 
 
 def _pca(total: np.ndarray, outer: np.ndarray, count: int) -> dict | None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from talkface.errors import TalkfaceError
 from talkface.faces.landmarks import BACKENDS
 from talkface.outputs import check_claimable, check_no_overlap, check_output_folder
+from talkface.prepare.nodes import check_nodes
 from talkface.prepare.sources import LRW_SPLITS, IdentityTable
 
 if TYPE_CHECKING:
@@ -57,6 +58,9 @@ class PrepareSettings:
     features: FeatureConfig = field(default_factory=_default_features)
     retry_skipped: bool = False
     progress: bool = True
+    num_nodes: int = 1  # machines preparing together into one shared --out (see talkface/prepare/nodes.py)
+    node_rank: int = 0  # this machine: 0 .. num_nodes - 1; node 0 merges the parts
+    node_timeout: float = 86400.0  # seconds node 0 waits for the other nodes' parts
 
     def check(self) -> None:
         """Every setting in range (FeatureConfig checks its own values when it is made)."""
@@ -79,6 +83,9 @@ class PrepareSettings:
         ratios = tuple(self.split_ratios)
         if len(ratios) != 3 or not all(math.isfinite(r) and r >= 0 for r in ratios) or abs(sum(ratios) - 1) > 1e-6:
             raise TalkfaceError(f"--split-ratios must be three numbers >= 0 that sum to 1, got {ratios}")
+        check_nodes(self.num_nodes, self.node_rank)
+        if not self.node_timeout > 0:
+            raise TalkfaceError(f"--node-timeout must be a positive number of seconds, got {self.node_timeout}")
         self.identity_table()  # a missing or garbled table is one line now, before any clip is read
 
     def identity_table(self) -> IdentityTable | None:

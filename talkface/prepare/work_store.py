@@ -43,17 +43,26 @@ class WorkStore:
         with _atomic(self._path(source_id, ".skip.json")) as handle:
             handle.write(json.dumps({"id": source_id, "reason": reason}).encode())
 
-    def forget_skips(self) -> int:
-        """Remove skip markers so that those sources are tried again."""
-        markers = list(self.root.rglob("*.skip.json"))
+    def forget_skips(self, ids: set[str] | None = None) -> int:
+        """Remove skip markers so that those sources are tried again; with `ids`, only theirs
+        (a node never touches another node's clips)."""
+        markers = [m for m in self.root.rglob("*.skip.json") if ids is None or self._id(m) in ids]
         for marker in markers:
             marker.unlink()
         return len(markers)
 
-    def remove_partials(self) -> None:
-        """Temporary files of a killed run."""
+    def remove_partials(self, ids: set[str] | None = None) -> None:
+        """Temporary files of a killed run; with `ids`, only theirs (another node may be writing
+        its own right now)."""
         for partial in self.root.rglob(".partial-*"):
-            partial.unlink(missing_ok=True)
+            if ids is None or self._id(partial) in ids:
+                partial.unlink(missing_ok=True)
+
+    def _id(self, path: Path) -> str:
+        """The source id of a work file (`<id>.npz`, `<id>.skip.json`, `.partial-<pid>-<name>`)."""
+        name = path.name.split("-", 2)[2] if path.name.startswith(".partial-") else path.name
+        name = name.removesuffix(".npz").removesuffix(".skip.json")
+        return (path.parent.relative_to(self.root) / name).as_posix()
 
 
 class _atomic:
