@@ -260,3 +260,17 @@ def test_the_sync_expert_term_is_lower_in_sync_than_off_sync_on_a_real_clip():
         with torch.no_grad():
             losses[shift] = term({"image": image}, {"audio_windows": heard}).item()
     assert losses[0] < losses[6] and losses[0] < losses[-6], losses
+
+
+def test_the_sync_expert_piece_adds_the_term_to_a_generator_recipe(tmp_path):
+    from lightning_modules import FaceGenModule
+    from talkface.recipes import load_composed
+
+    recipe = tmp_path / "real_with_sync.yaml"
+    recipe.write_text("defaults: [generator/real, losses/generator/sync_expert]\n")
+    init = load_composed(recipe)["model"]["init_args"]
+    assert list(init["losses"]) == ["reconstruction", "adversarial", "feature_matching", "sync_expert"]
+    assert init["losses"]["adversarial"]["init_args"]["start_step"] == 1000  # the recipe's own settings stay
+    assert init["frames_per_clip"] == 6
+    module = FaceGenModule(**{**init, "base_channels": 4})
+    assert module.consecutive and "audio_windows" in module.data_fields
