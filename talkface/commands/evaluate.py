@@ -12,7 +12,9 @@ from talkface.errors import TalkfaceError
 
 EPILOG = """\
 CKPT is a .ckpt file or a run folder (its best checkpoint, as `talkface test --ckpt_path best`
-picks); NAME is the row's name in the tables (default: the run folder's name).
+picks); NAME is the row's name in the tables (default: the run folder's name). Every end-to-end
+pair also gets its lip sync (LSE-D, LSE-C, the audio-video offset) next to the real video's and
+the still photo's, measured by the released sync expert (--sync-expert or --syncnet: another).
 
 example (the built-in sample, the ablations, the full model and the generator):
   talkface evaluate --data data/sample_prepared --ablation-dir runs/ablation \\
