@@ -52,6 +52,7 @@ class LRWDataModule(L.LightningDataModule):
         test_split: str = "test",
         landmark_jitter: float = 0.0,
         audio_jitter: float = 0.0,
+        audio_warp: float = 0.0,
         color_jitter: float = 0.0,
         max_shift: int = 0,
         reference_frame: str = "random",
@@ -84,6 +85,9 @@ class LRWDataModule(L.LightningDataModule):
                 the bands within ± half this are added to the log audio features (natural-log
                 units: 1 ≈ ± 4.3 dB), so stage 1 does not learn one microphone (stage 1 on real
                 speech).
+            audio_warp: training only: per clip, the mel band axis is stretched by a factor
+                within 1 ± this (vocal tract length perturbation, e.g. 0.1), so stage 1 hears
+                many more voices than the training people's.
             color_jitter: training only: per-channel gain within 1 ± this, plus a brightness
                 offset within ± 64 × this grey levels, per clip (stage 2).
             max_shift: training only: frames and landmarks of a clip move together by up to this
@@ -313,6 +317,7 @@ class LRWDataModule(L.LightningDataModule):
             crop_size=meta["crop_size"],
             landmark_jitter=self.hparams.landmark_jitter,
             audio_jitter=self.hparams.audio_jitter,
+            audio_warp=self.hparams.audio_warp,
             color_jitter=self.hparams.color_jitter,
             max_shift=self.hparams.max_shift,
             reference=self.hparams.reference_frame,

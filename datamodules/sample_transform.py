@@ -36,6 +36,7 @@ class SampleTransform:
         crop_size: int = 128,
         landmark_jitter: float = 0.0,
         audio_jitter: float = 0.0,
+        audio_warp: float = 0.0,
         color_jitter: float = 0.0,
         max_shift: int = 0,
         reference: str = "random",
@@ -52,6 +53,7 @@ class SampleTransform:
         # Augmentation only ever happens on the training split.
         self.landmark_jitter = landmark_jitter if train else 0.0
         self.audio_jitter = audio_jitter if train else 0.0
+        self.audio_warp = audio_warp if train else 0.0
         self.color_jitter = color_jitter if train else 0.0
         self.max_shift = max_shift if train else 0
         if reference not in ("random", "first"):
@@ -78,6 +80,8 @@ class SampleTransform:
                 # Each window is a run of consecutive feature rows: gather them with one index.
                 rows = np.arange(num_frames)[:, None] * self.steps_per_frame + np.arange(self.window)
                 features = np.asarray(item["features"], np.float32)
+                if self.audio_warp:
+                    features = self._warp_bands(features)
                 if self.audio_jitter:
                     features = features + self._audio_offset(features.shape[1])
                 sample[name] = torch.from_numpy(features[rows])
@@ -106,6 +110,20 @@ class SampleTransform:
         """One clip's microphone: a level and a tilt across the bands, added to log features."""
         level, tilt = (torch.rand(2).numpy() * 2 - 1) * self.audio_jitter
         return (level + 0.5 * tilt * np.linspace(-1, 1, bands)).astype(np.float32)
+
+    def _warp_bands(self, features: np.ndarray) -> np.ndarray:
+        """One clip's vocal tract: the band axis stretched by a factor within 1 ± audio_warp.
+
+        A longer or shorter vocal tract moves every formant by about the same factor (vocal tract
+        length perturbation), which is most of what tells one speaker's vowels from another's.
+        """
+        factor = 1.0 + float(torch.rand(()) * 2 - 1) * self.audio_warp
+        bands = features.shape[1]
+        source = np.clip(np.arange(bands, dtype=np.float32) * factor, 0, bands - 1)
+        low = np.floor(source).astype(int)
+        high = np.minimum(low + 1, bands - 1)
+        weight = (source - low).astype(np.float32)
+        return features[:, low] * (1 - weight) + features[:, high] * weight
 
     def _shift(self, item: dict) -> torch.Tensor | None:
         if not self.max_shift or "frame_offsets" not in item:

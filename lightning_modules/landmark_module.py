@@ -50,6 +50,7 @@ class LandmarkModule(L.LightningModule):
         output: str = "displacement",
         pca_components: int = 20,
         dropout: float = 0.0,
+        identity_input: bool = True,
         detector_hidden: int = 128,
         detector: str = "joint",
         detector_checkpoint: str | None = None,
@@ -75,6 +76,9 @@ class LandmarkModule(L.LightningModule):
                 landmark-displacement basis).
             pca_components: size of that basis (only with output "pca").
             dropout: dropout probability inside the temporal model.
+            identity_input: whether the temporal model sees the identity's landmarks; without them
+                the predicted motion (still added to the identity's face) depends on the audio
+                alone, which transfers better to people the model never saw.
             detector_hidden: width of the word detector (a classifier over landmark sequences).
             detector: "joint" (trained here on true landmarks) or "frozen" (loaded from
                 `detector_checkpoint` and kept fixed).
@@ -97,7 +101,7 @@ class LandmarkModule(L.LightningModule):
         if detector not in ("joint", "frozen"):
             raise TalkfaceError(f"detector must be 'joint' or 'frozen', got {detector!r}")
         self.generator = AudioToLandmarks(
-            feature_dim, audio_dim, hidden, layers, temporal, output, pca_components, dropout
+            feature_dim, audio_dim, hidden, layers, temporal, output, pca_components, dropout, identity_input
         )
         self.losses = LossComposer(DEFAULT_LOSSES if losses is None else losses)
         self.losses.check_contract(type(self).__name__, self.data_fields, self.output_fields)

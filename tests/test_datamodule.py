@@ -141,6 +141,20 @@ def test_two_ddp_ranks_see_disjoint_samples_that_cover_the_split(prepared, tmp_p
     assert len(set(rank0) | set(rank1)) == meta["splits"][split]["samples"]
 
 
+def test_audio_warp_stretches_each_training_clips_bands_and_never_evaluation(prepared):
+    fields = ["id", "audio_windows"]
+    plain = LRWDataModule(str(prepared), batch_size=8, num_workers=0, fields=fields)
+    warped = LRWDataModule(str(prepared), batch_size=8, num_workers=0, fields=fields, audio_warp=0.2)
+    a, b = first_batch(plain), first_batch(warped)
+    b_windows = b["audio_windows"][[list(b["id"]).index(i) for i in a["id"]]]
+    assert not torch.allclose(a["audio_windows"], b_windows, atol=1e-3)
+    # Interpolation along the bands: every warped value lies within its row's plain range.
+    low, high = a["audio_windows"].amin(-1, keepdim=True), a["audio_windows"].amax(-1, keepdim=True)
+    assert bool(((b_windows >= low - 1e-4) & (b_windows <= high + 1e-4)).all())
+    val = first_batch(warped, "val")["audio_windows"]
+    assert torch.equal(val, first_batch(plain, "val")["audio_windows"])
+
+
 def test_audio_jitter_shifts_each_training_clip_by_one_level_and_tilt_and_never_evaluation(prepared):
     fields = ["id", "audio_windows"]
     plain = LRWDataModule(str(prepared), batch_size=8, num_workers=0, fields=fields)

@@ -45,6 +45,20 @@ def test_streamed_landmarks_equal_one_pass_landmarks(temporal):
     assert torch.allclose(streamed, whole, atol=1e-5)
 
 
+def test_without_identity_input_the_motion_is_the_same_for_every_face_and_streams_exactly():
+    torch.manual_seed(0)
+    model = AudioToLandmarks(80, 32, 32, 2, "lstm", identity_input=False).eval()
+    torch.nn.init.normal_(model.decoder[-1].weight, std=0.1)
+    windows, faces = torch.randn(1, 60, 28, 80), torch.rand(2, 68, 2)
+    with torch.no_grad():
+        motion = [model(windows, face[None])["landmarks"][0] - face for face in faces]
+    assert motion[0].abs().amax() > 1e-3
+    assert torch.allclose(motion[0], motion[1], atol=1e-6)
+    stream = LandmarkStream(model, faces[0])
+    streamed = torch.cat([stream.push(windows[0, i : i + 17]) for i in range(0, 60, 17)] + [stream.finish()])
+    assert torch.allclose(streamed, motion[0] + faces[0], atol=1e-5)
+
+
 def test_transformer_streams_every_frame_once():
     model = AudioToLandmarks(80, 32, 32, 2, "transformer").eval()
     stream = LandmarkStream(model, torch.rand(68, 2))

@@ -26,13 +26,20 @@ class AudioToLandmarks(nn.Module):
         output: str = "displacement",
         pca_components: int = 20,
         dropout: float = 0.0,
+        identity_input: bool = True,
     ) -> None:
         super().__init__()
         if output not in ("displacement", "pca"):
             raise ValueError(f"output must be 'displacement' or 'pca', got {output!r}")
         self.audio_encoder = AudioEncoder(feature_dim, audio_dim)
-        self.identity_encoder = nn.Sequential(nn.Linear(136, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, hidden))
-        self.temporal = TemporalModel(audio_dim + hidden, hidden, layers, temporal, dropout)
+        # Without the identity input the motion depends on the audio alone: with a few dozen
+        # training people, a network that sees the face shape can learn who speaks instead of what.
+        self.identity_input = identity_input
+        if identity_input:
+            self.identity_encoder = nn.Sequential(
+                nn.Linear(136, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, hidden)
+            )
+        self.temporal = TemporalModel(audio_dim + (hidden if identity_input else 0), hidden, layers, temporal, dropout)
         self.output = output
         out_dim = pca_components if output == "pca" else 136
         self.decoder = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_dim))
@@ -51,6 +58,8 @@ class AudioToLandmarks(nn.Module):
         """The audio embedding (B, T, A) and the temporal model's per-frame input (B, T, A + H)."""
         frames = audio_windows.shape[1]
         audio = self.audio_encoder(audio_windows)
+        if not self.identity_input:
+            return audio, audio
         identity = self.identity_encoder((identity_landmarks - 0.5).flatten(1))  # (B, H)
         return audio, torch.cat([audio, identity[:, None].expand(-1, frames, -1)], dim=-1)
 
