@@ -33,32 +33,37 @@ def check_crop_size(crop_size: int) -> int:
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity (Umeyama 1991, no reflection) taking `src` points onto `dst`; 2x3."""
+    """Least-squares similarity (no reflection) taking `src` points onto `dst`; 2x3.
+
+    (..., N, 2) points give (..., 2, 3) matrices. In 2-D the optimum has a closed form (the
+    points as complex numbers: dst ~ z * src + t), equal to Umeyama's (1991) SVD solution to
+    rounding, and ~10x cheaper per call: preparation fits two per frame.
+    """
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
-    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
-    src_c, dst_c = src - src_mean, dst - dst_mean
-    covariance = dst_c.T @ src_c / len(src)
-    u, singular, vt = np.linalg.svd(covariance)
-    d = np.array([1.0, np.sign(np.linalg.det(u) * np.linalg.det(vt))])
-    rotation = u @ np.diag(d) @ vt
-    variance = (src_c**2).sum() / len(src)
-    if variance <= 1e-12:
+    src_mean, dst_mean = src.mean(axis=-2), dst.mean(axis=-2)
+    src_c, dst_c = src - src_mean[..., None, :], dst - dst_mean[..., None, :]
+    variance = (src_c**2).sum(axis=(-2, -1))
+    if np.any(variance <= 1e-12 * src.shape[-2]):
         raise ValueError("cannot fit a similarity transform to coincident points")
-    scale = (singular * d).sum() / variance
-    matrix = np.empty((2, 3))
-    matrix[:, :2] = scale * rotation
-    matrix[:, 2] = dst_mean - matrix[:, :2] @ src_mean
+    real = (src_c * dst_c).sum(axis=(-2, -1)) / variance  # scale * cos(angle)
+    imag = (src_c[..., 0] * dst_c[..., 1] - src_c[..., 1] * dst_c[..., 0]).sum(axis=-1) / variance
+    matrix = np.empty(src.shape[:-2] + (2, 3))
+    matrix[..., 0, 0], matrix[..., 0, 1] = real, -imag
+    matrix[..., 1, 0], matrix[..., 1, 1] = imag, real
+    matrix[..., :, 2] = dst_mean - np.einsum("...ij,...j->...i", matrix[..., :, :2], src_mean)
     return matrix
 
 
 def estimate_alignment(landmarks: np.ndarray, crop_size: int = 128) -> np.ndarray:
-    """The 2x3 matrix taking image pixels to `crop_size` crop pixels, from the stable points."""
+    """The 2x3 matrix taking image pixels to `crop_size` crop pixels, from the stable points.
+
+    (T, 68, 2) landmarks give (T, 2, 3) matrices in one call."""
     template = load_template(check_crop_size(crop_size))
     landmarks = np.asarray(landmarks, dtype=np.float64)
-    if landmarks.shape != (68, 2):
+    if landmarks.shape[-2:] != (68, 2):
         raise ValueError(f"expected (68, 2) landmarks, got {landmarks.shape}")
-    return similarity_transform(landmarks[STABLE_POINTS], template[STABLE_POINTS])
+    return similarity_transform(landmarks[..., STABLE_POINTS, :], template[STABLE_POINTS])
 
 
 def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from talkface import FPS, SAMPLE_RATE
 from talkface.errors import MediaError
@@ -43,13 +44,16 @@ def read_video(
         streams = [s for s in (video, audio) if s is not None]
 
         frames, times = [], []
+        # One reformatter for the whole clip: `frame.to_ndarray(format=...)` builds a new colour
+        # converter (an swscale context) for every frame, which costs ~4x the decoding itself.
+        rgb = VideoReformatter()
         audio_decoder = AudioDecoder(audio) if audio is not None else None
         for packet in container.demux(*streams):
             if packet.stream is not video:
                 audio_decoder.add(packet)
                 continue
             for frame in packet.decode():
-                frames.append(frame.to_ndarray(format="rgb24"))
+                frames.append(rgb.reformat(frame, format="rgb24").to_ndarray())
                 times.append(float(frame.time) if frame.time is not None else None)
         if not frames:
             raise MediaError(f"{path}: the video stream holds no decodable frames")

@@ -12,13 +12,15 @@ silence that is not there, so the clip is skipped with the reason in report.json
 from __future__ import annotations
 
 import time
+from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
 from talkface.audio import FeatureConfig, compute_features
 from talkface.errors import TalkfaceError
-from talkface.faces import estimate_alignment, smooth_transforms, transform_points, warp_to_crop
+from talkface.faces import estimate_alignment, smooth_transforms, warp_to_crop
 from talkface.faces.landmarks import LandmarkExtractor
 from talkface.media import read_video
 from talkface.media.jpeg import encode_jpeg
@@ -27,6 +29,36 @@ from talkface.prepare.tracking import track_landmarks
 
 MAX_MISSING_AUDIO = 0.10  # fraction of the video's duration that may lack audio (padded with silence)
 MISSING_AUDIO_FRAMES = 2  # ... or this many video frames' worth, whichever is more
+
+
+STAGES = ("decode", "landmarks", "alignment", "crop encoding", "features")
+
+
+class StageClock:
+    """Seconds spent in each stage of `process_source`, summed over the clips this process made.
+
+    `talkface benchmark` reads it to say where each frame's time goes; a few clock reads per
+    clip (not per frame) cost nothing next to the work they time.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: Counter[str] = Counter()
+        self.frames = 0
+
+    @contextmanager
+    def __call__(self, stage: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - started
+
+    def reset(self) -> None:
+        self.seconds.clear()
+        self.frames = 0
+
+
+CLOCK = StageClock()
 
 
 class SkipClip(TalkfaceError):
@@ -89,7 +121,8 @@ def process_source(
     `audio` (float32 mono at the features' rate) replaces the file's own sound: `talkface sync
     --audio` measures a video against another recording."""
     started = time.perf_counter()
-    clip = read_video(source.path, with_audio=audio is None)
+    with CLOCK("decode"):
+        clip = read_video(source.path, with_audio=audio is None)
     speech = clip.audio if audio is None else np.asarray(audio, np.float32).reshape(-1)
     if speech is None:
         # Video-only clips are stage-2 material, but the prepared format has no "has audio" flag
@@ -107,7 +140,8 @@ def process_source(
     if np.abs(speech).max() < 1e-4:
         raise SkipClip("silent audio")
 
-    track = track_landmarks(frames, extractor, name=source.id)
+    with CLOCK("landmarks"):
+        track = track_landmarks(frames, extractor, name=source.id)
     first, stop = 0, len(frames)
     if source.word is None and track.found is not None:  # LRW clips keep all 29 frames (word centred)
         first, stop = face_span(track.found)
@@ -120,19 +154,23 @@ def process_source(
     frames = frames[first:stop]
     clip_audio = speech[first * settings.features.samples_per_frame :]
 
-    image_landmarks = smooth_over_time(track.landmarks[first:stop].astype(np.float64), settings.landmark_smoothing)
-    raw = np.stack([estimate_alignment(points, settings.crop_size) for points in image_landmarks])
-    transforms = smooth_transforms(raw, settings.smooth_window)
-    landmarks = np.stack([transform_points(p, m) for p, m in zip(image_landmarks, transforms, strict=True)])
-    jpegs = [
-        encode_jpeg(warp_to_crop(f, m, settings.crop_size), settings.jpeg_quality)
-        for f, m in zip(frames, transforms, strict=True)
-    ]
+    with CLOCK("alignment"):
+        image_landmarks = smooth_over_time(track.landmarks[first:stop].astype(np.float64), settings.landmark_smoothing)
+        transforms = smooth_transforms(estimate_alignment(image_landmarks, settings.crop_size), settings.smooth_window)
+        # Each frame's points through its own matrix: (T, 68, 2) @ (T, 2, 2)^T + (T, 1, 2).
+        landmarks = image_landmarks @ transforms[:, :, :2].transpose(0, 2, 1) + transforms[:, None, :, 2]
+    with CLOCK("crop encoding"):
+        jpegs = [
+            encode_jpeg(warp_to_crop(f, m, settings.crop_size), settings.jpeg_quality)
+            for f, m in zip(frames, transforms, strict=True)
+        ]
 
-    samples = len(frames) * settings.features.samples_per_frame
-    audio = np.zeros(samples, np.float32)
-    audio[: min(samples, len(clip_audio))] = clip_audio[:samples]
-    features = compute_features(audio, len(frames), settings.features).numpy().astype(np.float16)
+    with CLOCK("features"):
+        samples = len(frames) * settings.features.samples_per_frame
+        audio = np.zeros(samples, np.float32)
+        audio[: min(samples, len(clip_audio))] = clip_audio[:samples]
+        features = compute_features(audio, len(frames), settings.features).numpy().astype(np.float16)
+    CLOCK.frames += len(frames)
 
     return ProcessedVideo(
         frames_jpeg=np.frombuffer(b"".join(jpegs), np.uint8),
