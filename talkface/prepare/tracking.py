@@ -116,27 +116,39 @@ def _follow(frames, extractor, order, box, outputs, start, max_jump, budget) -> 
     returns (detections, lost frames)."""
     landmarks, found = outputs
     detections = lost = 0
-    anchor_box, anchor_points = box, landmarks[start]
-    previous = anchor_points
+    anchor_box, anchor = box, _Fit(landmarks[start])
+    previous = anchor
     for t in order:
-        predicted_box = _carry_box(anchor_box, anchor_points, previous)
+        predicted_box = _carry_box(anchor_box, anchor.stable, previous.stable)
         inside = _inside(predicted_box, frames[t])
-        points = fit_upright(extractor, frames[t], predicted_box, roll(previous)) if inside else None
+        fit = _Fit(fit_upright(extractor, frames[t], predicted_box, previous.roll)) if inside else None
         # Against the previous frame (a jump) and against the last detection (a slow drift: fits
         # that shrink a little each frame, as on turned or tilted heads, pass the first test).
-        if points is None or _jumped(previous, points, max_jump) or _shrunk(anchor_points, points, max_jump):
+        if fit is None or _fit_jumped(previous, fit, max_jump) or _fit_shrunk(anchor, fit, max_jump):
             detections += 1
             boxes = extractor.detect(frames[t]) or budget.detect(extractor, frames[t])
             if boxes:
                 anchor_box = largest_box(boxes)
-                anchor_points = points = fit_upright(extractor, frames[t], anchor_box)
+                anchor = fit = _Fit(fit_upright(extractor, frames[t], anchor_box))
             else:
                 lost += 1
                 found[t] = False
-                points = previous
-        landmarks[t] = points
-        previous = points
+                fit = previous
+        landmarks[t] = fit.points
+        previous = fit
     return detections, lost
+
+
+class _Fit:
+    """One frame's 68 points with what the tracking tests read from them, computed once
+    (per frame they are read up to three times: as this frame, as the previous one, as the anchor)."""
+
+    def __init__(self, points: np.ndarray) -> None:
+        self.points = points
+        self.stable = points[_STABLE]
+        self.size = np.ptp(self.stable, axis=0).max()
+        self.centre = self.stable.mean(0)
+        self.roll = roll(points)
 
 
 def roll(points: np.ndarray) -> float:
@@ -190,9 +202,10 @@ def _first_detection(frames, extractor, candidates, fallback_search, budget):
     return None, None, len(candidates) + budget.used
 
 
-def _carry_box(box, anchor_points: np.ndarray, points: np.ndarray):
-    """Move the detector box with the face: the similarity from anchor to current stable points."""
-    matrix = similarity_transform(anchor_points[_STABLE], points[_STABLE])
+def _carry_box(box, anchor_stable: np.ndarray, stable: np.ndarray):
+    """Move the detector box with the face: the similarity from the anchor's stable points to the
+    current ones."""
+    matrix = similarity_transform(anchor_stable, stable)
     left, top, right, bottom = box
     corners = transform_points(np.array([[left, top], [right, bottom]], np.float64), matrix)
     centre = corners.mean(axis=0)
@@ -210,17 +223,23 @@ def _inside(box, frame) -> bool:
 def _shrunk(anchor: np.ndarray, points: np.ndarray, max_jump: float) -> bool:
     """A fit whose size drifted by more than `max_jump` from the last detection's (the face may
     move freely: the box follows it; only its size is checked)."""
-    ratio = np.ptp(points[_STABLE], axis=0).max() / max(np.ptp(anchor[_STABLE], axis=0).max(), 1e-6)
+    return _fit_shrunk(_Fit(anchor), _Fit(points), max_jump)
+
+
+def _fit_shrunk(anchor: _Fit, fit: _Fit, max_jump: float) -> bool:
+    ratio = fit.size / max(anchor.size, 1e-6)
     return not (1 - max_jump) < ratio < 1 / (1 - max_jump)
 
 
 def _jumped(previous: np.ndarray, points: np.ndarray, max_jump: float) -> bool:
     """A fit whose face size or position changed by more than `max_jump` of its size in one frame,
     or whose eye line turned by more than MAX_TURN degrees (a fit slipping off a tilted head)."""
-    size_before = np.ptp(previous[_STABLE], axis=0).max()
-    size_now = np.ptp(points[_STABLE], axis=0).max()
-    if not (1 - max_jump) < size_now / max(size_before, 1e-6) < 1 / (1 - max_jump):
+    return _fit_jumped(_Fit(previous), _Fit(points), max_jump)
+
+
+def _fit_jumped(previous: _Fit, fit: _Fit, max_jump: float) -> bool:
+    if not (1 - max_jump) < fit.size / max(previous.size, 1e-6) < 1 / (1 - max_jump):
         return True
-    shift = np.linalg.norm(points[_STABLE].mean(0) - previous[_STABLE].mean(0))
-    turn = abs((roll(points) - roll(previous) + 180) % 360 - 180)
-    return shift > max_jump * size_before or turn > MAX_TURN
+    shift = np.linalg.norm(fit.centre - previous.centre)
+    turn = abs((fit.roll - previous.roll + 180) % 360 - 180)
+    return shift > max_jump * previous.size or turn > MAX_TURN
