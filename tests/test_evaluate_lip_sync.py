@@ -194,3 +194,20 @@ def test_a_stage_checkpoint_given_as_the_sync_expert_is_named_by_the_option(untr
     assert main(args) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "--sync-expert" in lines[0], lines
+
+
+def test_the_official_syncnet_measures_through_the_same_path():
+    from talkface.evaluation.end_to_end import EndToEnd
+    from talkface.sync.experts import OfficialExpert
+    from talkface.sync.official_syncnet import SyncNetV2
+
+    torch.manual_seed(0)
+    batch, truth = batch_of(1, 7, 64)
+    official = OfficialExpert(SyncNetV2(), "SyncNet v2 (untrained)")
+    chain = EndToEnd(GivenLandmarks(truth), FaceGenModule(image_size=64, base_channels=8).eval(), 2, official)
+    assert chain.sync_network is official.network
+    with torch.no_grad():
+        chain.test_step(batch, 0)
+    chain.on_test_epoch_end()
+    assert chain.sync_clips == 1
+    assert all(math.isfinite(v.item()) for v in chain.sync_real.compute().values())
