@@ -35,7 +35,8 @@ r = generate(*sys.argv[1:6], device=sys.argv[6])
 print(json.dumps({"frames": r.frames, "audio_seconds": r.audio_seconds, "seconds": r.seconds,
                   "frames_per_second": r.fps, "realtime_factor": r.realtime_factor,
                   "first_frame_seconds": r.first_frame_seconds, "size": r.size,
-                  "peak_rss_mib": peak_mib()}))
+                  "peak_rss_mib": peak_mib(), "load_seconds": r.load_seconds,
+                  "first_frame_after_load_seconds": r.first_frame_after_load_seconds}))
 """
 
 

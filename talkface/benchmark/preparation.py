@@ -2,7 +2,8 @@
 
 All three process the same clips with the same number of processes: pure decoding is the upper
 bound of any preparation; the naive pipeline runs the face detector on every frame, which is what
-the tracking in `talkface prepare` (detect once, then follow the landmarks) avoids.
+the tracking in `talkface prepare` (detect once, then follow the landmarks) avoids. A fourth run,
+in one process, times each stage of `talkface prepare` to say where a frame's time goes.
 """
 
 from __future__ import annotations
@@ -26,6 +27,46 @@ def prepare_rate(raw: Path, out: Path, workers: int) -> dict:
     started = time.perf_counter()
     report = prepare_dataset(PrepareSettings(src=raw, out=out, workers=workers, progress=False))
     return _rate(report.total_samples, sum(report.frames.values()), time.perf_counter() - started)
+
+
+def stage_profile(raw: Path, out: Path) -> dict:
+    """`talkface prepare` in this process (one worker), each stage of every clip timed.
+
+    The stages are `process_source`'s (decode, landmarks, alignment, crop encoding, features);
+    loading the landmark model is timed apart, and the rest of the run is writing the work files
+    and packing the dataset. Per frame and as a share of the whole run.
+    """
+    import cv2
+    import torch
+
+    from talkface.faces import get_extractor
+    from talkface.prepare.clip_pipeline import CLOCK, STAGES
+
+    threads = torch.get_num_threads(), cv2.getNumThreads()  # the in-process worker sets both to 1
+    try:
+        started = time.perf_counter()
+        get_extractor("dlib")  # what each worker process does first (cached from here on)
+        loading = time.perf_counter() - started
+        CLOCK.reset()
+        report = prepare_dataset(PrepareSettings(src=raw, out=out, workers=1, progress=False))
+        total = time.perf_counter() - started
+    finally:
+        torch.set_num_threads(threads[0])
+        cv2.setNumThreads(threads[1])
+    seconds = {"model loading": loading, **{stage: CLOCK.seconds[stage] for stage in STAGES}}
+    seconds["work files and packing"] = total - sum(seconds.values())
+    frames = sum(report.frames.values())
+    return {
+        **_rate(report.total_samples, frames, total),
+        "stages": {
+            stage: {
+                "seconds": round(value, 3),
+                "ms_per_frame": round(1000 * value / max(frames, 1), 3),
+                "share": round(value / total, 3),
+            }
+            for stage, value in seconds.items()
+        },
+    }
 
 
 def naive_rate(clips: list[Path], workers: int) -> dict:

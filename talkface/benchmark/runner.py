@@ -60,7 +60,14 @@ def run_benchmark(settings: BenchmarkSettings, say=print) -> dict:
     prepare = preparation.prepare_rate(raw, prepared, settings.workers)
     say(f"preparation: naive pipeline, detector on every frame ({min(settings.naive_clips, len(clips))} clips)")
     naive = preparation.naive_rate(clips[: settings.naive_clips], settings.workers)
-    results["preparation"] = {"decode_only": decode, "talkface_prepare": prepare, "naive_per_frame_detection": naive}
+    say("preparation: where the time goes (talkface prepare in one process, each stage timed)")
+    profile = preparation.stage_profile(raw, work / f"profiled_{int(time.time())}")
+    results["preparation"] = {
+        "decode_only": decode,
+        "talkface_prepare": prepare,
+        "naive_per_frame_detection": naive,
+        "profile_one_process": profile,
+    }
 
     results["training"] = {}
     accelerator, precision = ("gpu", "bf16-mixed") if device.startswith("cuda") else ("cpu", "32-true")

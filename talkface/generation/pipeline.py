@@ -2,9 +2,11 @@
 
 Audio is decoded in chunks; each chunk becomes feature windows (exactly as in training), then
 landmarks (the LSTM's state carried from chunk to chunk), then frames rendered a few at a time,
-pasted into the photo and encoded at once. Nothing but the current chunk is ever held. The mp4 is
-written to a temporary file and moved into place only when complete, so a failure or Ctrl-C
-leaves no partial output.
+pasted into the photo and encoded at once. Nothing but the current chunk is ever held. The first
+chunk is short (FIRST_CHUNK_FRAMES), so the first frame is encoded a fraction of a second after
+the models are loaded however long the audio (what a `talkface serve` user waits for); chunking
+changes no number. The mp4 is written to a temporary file and moved into place only when
+complete, so a failure or Ctrl-C leaves no partial output.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from talkface import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from talkface.audio.streaming import WindowStream
 from talkface.checks import check_device_name, check_feather, check_max_side
 from talkface.errors import MediaError, TalkfaceError
+from talkface.faces import get_extractor
 from talkface.faces.paste import FacePaster
 from talkface.faces.warp_paste import WarpPaster
 from talkface.generation.checkpoints import LoadedModel, feature_config, load_stage
@@ -34,6 +37,9 @@ from talkface.networks.landmark_stream import LandmarkStream
 from talkface.networks.pixel_range import to_uint8, to_unit
 
 MIN_SECONDS = 0.2  # 5 frames
+# Frames of audio in the first chunk: with the 7-frame feature context (3 frames ahead) 8 give the
+# first 4 frames; the chunks after it are `chunk_seconds` long.
+FIRST_CHUNK_FRAMES = 8
 SILENCE_PEAK = 10 ** (-60 / 20)  # -60 dBFS
 
 
@@ -42,10 +48,16 @@ class GenerationResult:
     path: Path
     frames: int
     audio_seconds: float
-    seconds: float  # wall time from the call to the finished file (models loaded before)
-    first_frame_seconds: float  # wall time until the first frame was encoded
+    seconds: float  # wall time from the call to the finished file (loading the models included)
+    first_frame_seconds: float  # wall time until the first frame was encoded (loading included)
     size: tuple[int, int]  # width, height
     notes: list[str] = field(default_factory=list)
+    load_seconds: float = 0.0  # of `seconds`, loading the checkpoints and the face landmark model
+
+    @property
+    def first_frame_after_load_seconds(self) -> float:
+        """What a user waits for once the models are in memory (`talkface serve` after its start)."""
+        return self.first_frame_seconds - self.load_seconds
 
     @property
     def fps(self) -> float:
@@ -87,8 +99,11 @@ def generate(
     check_max_side(max_side, "max_side")
     check_device_name(str(device), "device")
     summary = check_audio(audio)
+    loading = time.perf_counter()
     landmark_model, facts = _stage(landmark_ckpt, LandmarkModule)
     face_model, _ = _stage(generator_ckpt, FaceGenModule)
+    get_extractor(backend)  # its model file is loaded once per process; timed with the checkpoints
+    loaded = time.perf_counter() - loading
     features = feature_config(landmark_model, facts)
     crop_size = int(face_model.hparams.image_size)
     face = load_face(image, crop_size, backend=backend, max_side=max_side)
@@ -125,7 +140,7 @@ def generate(
                     on_progress(written, total_frames)
 
         chunk = max(1, round(chunk_seconds * FPS)) * SAMPLES_PER_FRAME
-        for samples in stream_audio(audio, SAMPLE_RATE, chunk):
+        for samples in audio_chunks(audio, FIRST_CHUNK_FRAMES * SAMPLES_PER_FRAME, chunk):
             writer.write_audio(samples)
             write(landmarks.push(windows.push(samples).to(torch_device)))
         write(landmarks.push(windows.finish().to(torch_device)))
@@ -140,7 +155,21 @@ def generate(
         first_frame or 0.0,
         (width, height),
         face.notes,
+        loaded,
     )
+
+
+def audio_chunks(audio: str | Path, first: int, rest: int):
+    """The audio's first `first` samples on their own, then chunks of at least `rest` samples."""
+    pending, size, wanted = [], 0, first
+    for piece in stream_audio(audio, SAMPLE_RATE, min(first, rest)):
+        pending.append(piece)
+        size += len(piece)
+        if size >= wanted:
+            yield np.concatenate(pending)
+            pending, size, wanted = [], 0, rest
+    if pending:
+        yield np.concatenate(pending)
 
 
 def check_audio(audio: str | Path):
@@ -185,12 +214,17 @@ class _Renderer:
         self.reference = to_unit(torch.from_numpy(face.crop).permute(2, 0, 1)).to(device)
         self.reference_landmarks = torch.from_numpy(face.landmarks).to(device)
         self.previous = None
+        self.started = False
 
     @torch.no_grad()
     def frames(self, landmarks: torch.Tensor):
         """Yields (S, S, 3) uint8 frames for (T, 68, 2) normalised landmarks."""
-        for start in range(0, len(landmarks), self.batch):
-            part = landmarks[start : start + self.batch]
+        start = 0
+        while start < len(landmarks):
+            size = self.batch if self.started else 1  # the very first frame alone: the user waits for it
+            self.started = True
+            part = landmarks[start : start + size]
+            start += size
             if self.parts:
                 yield from self._parts(part)
                 continue
