@@ -39,13 +39,13 @@ def stage_profile(raw: Path, out: Path) -> dict:
     import cv2
     import torch
 
-    from talkface.faces import get_extractor
+    from talkface.faces.dlib_backend import DlibExtractor
     from talkface.prepare.clip_pipeline import CLOCK, STAGES
 
     threads = torch.get_num_threads(), cv2.getNumThreads()  # the in-process worker sets both to 1
     try:
         started = time.perf_counter()
-        get_extractor("dlib")  # what each worker process does first (cached from here on)
+        DlibExtractor()  # what each worker process does first (a fresh load: this process may hold one)
         loading = time.perf_counter() - started
         CLOCK.reset()
         report = prepare_dataset(PrepareSettings(src=raw, out=out, workers=1, progress=False))
