@@ -346,7 +346,15 @@ def test_evaluate_tests_every_checkpoint_and_every_pair_on_the_same_clips(small_
     assert "lmd_mouth" not in still["counts"]
 
     markdown = (out / "evaluation.md").read_text()
-    assert markdown.count("| copy the reference frame (baseline) |") == 2 and "every 8th frame" in markdown
+    # stage 2, end to end and the lip sync (measured end to end by the released sync expert)
+    assert markdown.count("| copy the reference frame (baseline) |") == 3 and "every 8th frame" in markdown
+    assert [r["name"] for r in tables["lip_sync"]] == [
+        "real video (baseline)",
+        "copy the reference frame (baseline)",
+        "first",
+        "again",
+    ]
+    assert tables["lip_sync"][2]["metrics"] == tables["lip_sync"][3]["metrics"]
     end_to_end = markdown.split("## End to end")[1]
     assert (
         "| mouth-opening corr. | upper-face PSNR vs photo (dB) | sharpness ratio (face, vs photo) | face found |"
