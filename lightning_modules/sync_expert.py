@@ -24,7 +24,7 @@ from lightning_modules.data_facts import store_data_facts
 from talkface.audio.features import FeatureConfig
 from talkface.checks import check_number
 from talkface.errors import TalkfaceError
-from talkface.metrics.lip_sync import DEFAULT_MAX_OFFSET, InSyncRate, LSEConfidence, LSEDistance, SyncOffsetError
+from talkface.metrics.lip_sync import DEFAULT_MAX_OFFSET, lip_sync_metrics
 from talkface.sync.clips import HALF, audio_clips, centre_frames, mouth_clips
 from talkface.sync.network import FRAMES, SyncExpertNetwork
 
@@ -95,16 +95,7 @@ class SyncExpertModule(L.LightningModule):
         self.test_mismatched = self._metrics("test/mismatched/")
 
     def _metrics(self, prefix: str) -> MetricCollection:
-        offset = self.hparams.max_offset
-        return MetricCollection(
-            {
-                "lse_d": LSEDistance(offset),
-                "lse_c": LSEConfidence(offset),
-                "offset": SyncOffsetError(offset),
-                "in_sync": InSyncRate(offset),
-            },
-            prefix=prefix,
-        )
+        return lip_sync_metrics(prefix, self.hparams.max_offset)
 
     def setup(self, stage: str) -> None:
         """The data must have the audio features the expert was built for."""

@@ -39,10 +39,11 @@ from torch import Tensor
 from torchmetrics import MetricCollection
 
 from lightning_modules import FaceGenModule, LandmarkModule
-from talkface.evaluation.lip_sync import REAL_PREFIX, STILL_PREFIX, clip_counts, lip_sync_metrics, update_lip_sync
+from talkface.evaluation.lip_sync import REAL_PREFIX, STILL_PREFIX, clip_counts, update_lip_sync
 from talkface.metrics import MouthOpeningCorrelation, SharpnessRatio, UpperFacePSNR
 from talkface.metrics.face_regions import synced_states
 from talkface.metrics.landmark_distance import landmark_distance_sum
+from talkface.metrics.lip_sync import lip_sync_metrics
 from talkface.metrics.redetected_distance import RedetectedLandmarkDistance, redetect
 from talkface.networks.pixel_range import to_uint8, to_unit
 

@@ -20,25 +20,9 @@ import torch
 from torch.nn import functional as F
 from torchmetrics import MetricCollection
 
-from talkface.metrics.lip_sync import DEFAULT_MAX_OFFSET, InSyncRate, LSEConfidence, LSEDistance, SyncOffsetError
-
 REAL_PREFIX = "real_video"
 STILL_PREFIX = "still_photo"
 LIP_SYNC_METRICS = ("lse_d", "lse_c", "offset", "in_sync")
-
-
-def lip_sync_metrics(prefix: str, max_offset: int = DEFAULT_MAX_OFFSET) -> MetricCollection:
-    """LSE-D, LSE-C, mean |offset| (frames) and the share of clips in sync (±1 frame)."""
-    return MetricCollection(
-        {
-            "lse_d": LSEDistance(max_offset),
-            "lse_c": LSEConfidence(max_offset),
-            "offset": SyncOffsetError(max_offset),
-            "in_sync": InSyncRate(max_offset),
-        },
-        prefix=prefix,
-        compute_groups=False,
-    )
 
 
 def update_lip_sync(metrics: MetricCollection, expert, frames: torch.Tensor, audio: torch.Tensor) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric
+from torchmetrics import Metric, MetricCollection
 
 DEFAULT_MAX_OFFSET = 15  # frames either way, as SyncNet's evaluation
 IN_SYNC_FRAMES = 1  # |offset| up to this counts as in sync
@@ -120,3 +120,17 @@ class InSyncRate(_SyncScore):
 
     def value(self, scores: dict[str, Tensor]) -> Tensor:
         return (scores["offset"].abs() <= IN_SYNC_FRAMES).double()
+
+
+def lip_sync_metrics(prefix: str, max_offset: int = DEFAULT_MAX_OFFSET) -> MetricCollection:
+    """LSE-D, LSE-C, mean |offset| (frames) and the share of clips in sync (±1 frame)."""
+    return MetricCollection(
+        {
+            "lse_d": LSEDistance(max_offset),
+            "lse_c": LSEConfidence(max_offset),
+            "offset": SyncOffsetError(max_offset),
+            "in_sync": InSyncRate(max_offset),
+        },
+        prefix=prefix,
+        compute_groups=False,
+    )
