@@ -37,6 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CSV with columns file,identity,split (file: a path or glob relative to the CSV's folder or to --src): "
         "every clip goes to its identity's split instead of --split-ratios; a clip it does not name is an error",
     )
+    parser.add_argument(
+        "--av-offsets",
+        type=Path,
+        default=None,
+        help="CSV with columns file,offset_frames (file as in --identities): recordings whose sound comes late "
+        "(positive, as `talkface sync` prints it) or early, moved into step with the picture before features",
+    )
     parser.add_argument("--features", default="mel", choices=["mel", "mfcc"], help="audio features")
     parser.add_argument("--n-mels", type=int, default=80)
     parser.add_argument("--context", type=int, default=7, help="video frames of audio context per frame (odd)")
@@ -90,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         stride=args.stride,
         split_ratios=ratios,
         identities=args.identities,
+        av_offsets=args.av_offsets,
         retry_skipped=args.retry_skipped,
         progress=not args.no_progress,
     )

@@ -131,6 +131,7 @@ def process_source(
             "no audio stream: video-only clips are not prepared (stage 1 needs the speech; the prepared "
             "format has no audio-less samples for stage 2 yet)"
         )
+    speech = in_step(speech, source.audio_offset, settings.features.samples_per_frame)
     frames = clip.frames
     if len(frames) < settings.min_frames:
         raise SkipClip(f"too short: {len(frames)} frames, at least {settings.min_frames} needed")
@@ -185,6 +186,18 @@ def process_source(
         seconds=time.perf_counter() - started,
         first_frame=first,
     )
+
+
+def in_step(speech: np.ndarray, offset_frames: int, samples_per_frame: int) -> np.ndarray:
+    """The sound of a recording whose sound comes `offset_frames` late (early when negative),
+    moved so that it lines up with the picture: advanced (its start dropped), or delayed behind
+    silence. The end it loses or gains is handled like any short or long track."""
+    samples = abs(offset_frames) * samples_per_frame
+    if offset_frames > 0:
+        return speech[samples:]
+    if offset_frames < 0:
+        return np.concatenate([np.zeros(samples, speech.dtype), speech])
+    return speech
 
 
 def face_span(found: np.ndarray) -> tuple[int, int]:

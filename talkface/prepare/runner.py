@@ -67,6 +67,9 @@ def prepare_dataset(settings: PrepareSettings) -> PrepareReport:
     sources = find_sources(
         src, layout, tuple(settings.splits), tuple(settings.split_ratios), exclude=out, identities=identities
     )
+    offsets = settings.offset_table()
+    if offsets is not None:
+        sources = offsets.assign(sources, src)
     for split in sorted({s.split for s in sources}):
         check_split_folder(out, split)
     window = 0 if layout == "lrw" else settings.window
@@ -82,7 +85,7 @@ def prepare_dataset(settings: PrepareSettings) -> PrepareReport:
         shutil.rmtree(part, ignore_errors=True)  # until this run's done.json, node 0 waits for this node
     store = WorkStore(out / "work")
     store.remove_partials(share_ids)
-    _check_same_settings(out, layout, settings, window, stride)
+    _check_same_settings(out, layout, settings, window, stride, sources)
     if settings.retry_skipped:
         store.forget_skips(share_ids)
 
@@ -356,7 +359,9 @@ def _meta(settings, layout, src, window, stride, vocabulary, packed) -> dict:
     }
 
 
-def _check_same_settings(out: Path, layout: str, settings: PrepareSettings, window: int, stride: int) -> None:
+def _check_same_settings(
+    out: Path, layout: str, settings: PrepareSettings, window: int, stride: int, sources: list[Source]
+) -> None:
     """Refuse to mix clips prepared with different settings in one output folder."""
     import json
 
@@ -369,10 +374,13 @@ def _check_same_settings(out: Path, layout: str, settings: PrepareSettings, wind
         "features": settings.features.to_dict(),
         "landmark_smoothing": PipelineSettings().landmark_smoothing,
     }
+    shifted = {s.id: s.audio_offset for s in sources if s.audio_offset}
+    if shifted:  # an entry only when used, so folders prepared before --av-offsets existed still match
+        wanted["av_offsets"] = dict(sorted(shifted.items()))
     path = out / "work" / "settings.json"
     if path.exists():
         found = json.loads(path.read_text())
-        changed = sorted(k for k in wanted if found.get(k) != wanted[k])
+        changed = sorted(k for k in {*wanted, "av_offsets"} if found.get(k) != wanted.get(k))
         if changed:
             raise TalkfaceError(
                 f"{out} was prepared with other settings ({', '.join(changed)} differ); "

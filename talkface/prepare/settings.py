@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from talkface.errors import TalkfaceError
 from talkface.faces.landmarks import BACKENDS
 from talkface.outputs import check_claimable, check_no_overlap, check_output_folder
+from talkface.prepare.av_offsets import AvOffsetTable
 from talkface.prepare.nodes import check_nodes
 from talkface.prepare.sources import LRW_SPLITS, IdentityTable
 
@@ -55,6 +56,7 @@ class PrepareSettings:
     stride: int | None = None  # defaults to the window (no overlap)
     split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)  # grid/folder: by clip name
     identities: Path | None = None  # CSV file,identity,split: every clip to its identity's split
+    av_offsets: Path | None = None  # CSV file,offset_frames: recordings whose sound comes late (or early)
     features: FeatureConfig = field(default_factory=_default_features)
     retry_skipped: bool = False
     progress: bool = True
@@ -87,10 +89,15 @@ class PrepareSettings:
         if not self.node_timeout > 0:
             raise TalkfaceError(f"--node-timeout must be a positive number of seconds, got {self.node_timeout}")
         self.identity_table()  # a missing or garbled table is one line now, before any clip is read
+        self.offset_table()
 
     def identity_table(self) -> IdentityTable | None:
         """The `--identities` table, read and checked; None when splits come from the layout."""
         return None if self.identities is None else IdentityTable.read(Path(self.identities))
+
+    def offset_table(self) -> AvOffsetTable | None:
+        """The `--av-offsets` table, read and checked; None when every clip keeps its sound as it is."""
+        return None if self.av_offsets is None else AvOffsetTable.read(Path(self.av_offsets))
 
 
 def check_workers(workers: int, option: str = "--workers") -> None:

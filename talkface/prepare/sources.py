@@ -58,6 +58,7 @@ class Source:
     words: tuple[str, ...] = ()  # GRID: the sentence
     word_spans: tuple[tuple[str, float, float], ...] = field(default=())  # (word, start s, end s)
     identity: str | None = None  # the person (from --identities), when known
+    audio_offset: int = 0  # frames by which the recording's sound comes late (from --av-offsets)
 
 
 def detect_layout(root: Path, exclude: Path | None = None) -> str:
@@ -298,14 +299,9 @@ class IdentityTable:
 
     def assign(self, sources: list[Source], root: Path) -> list[Source]:
         """Each source with the identity and split of its row; an error naming the clips without one."""
-        bases = (Path(os.path.abspath(self.path)).parent, self.path.resolve().parent)
         assigned, unnamed = [], []
         for source in sources:
-            keys = [source.path.relative_to(root).as_posix()]
-            # beside the CSV: as written (abspath keeps symbolic links) and with links resolved
-            for base, path in zip(bases, (Path(os.path.abspath(source.path)), source.path.resolve()), strict=True):
-                if path.is_relative_to(base):
-                    keys.append(path.relative_to(base).as_posix())
+            keys = source_keys(source, root, self.path)
             row = self.lookup(keys)
             if row is None:
                 unnamed.append(keys[0])
@@ -318,3 +314,14 @@ class IdentityTable:
                 "add a row (file,identity,split) for each"
             )
         return assigned
+
+
+def source_keys(source: Source, root: Path, table: Path) -> list[str]:
+    """The names a CSV row may give a clip by: its path relative to --src, and relative to the
+    CSV's own folder (as written: abspath keeps symbolic links; and with links resolved)."""
+    keys = [source.path.relative_to(root).as_posix()]
+    bases = (Path(os.path.abspath(table)).parent, Path(table).resolve().parent)
+    for base, path in zip(bases, (Path(os.path.abspath(source.path)), source.path.resolve()), strict=True):
+        if path.is_relative_to(base):
+            keys.append(path.relative_to(base).as_posix())
+    return keys

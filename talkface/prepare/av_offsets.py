@@ -1,0 +1,76 @@
+"""`--av-offsets FILE.csv`: recordings whose sound is not in step with the picture, and by how much.
+
+Real clips can carry an audio-video offset from their recording or editing (a few of the corpus's
+broadcast clips are 3 frames, 120 ms, late). Trained on, such a clip teaches stage 1 to move the
+lips before or after the sound; tested on, it scores a model that is in sync as out of sync. The
+usual cure (the LRS2/LRS3 and VoxCeleb pipelines do it with SyncNet) is to measure each clip's
+offset once (`talkface sync VIDEO`) and shift its audio by that much when the data is prepared.
+
+Columns `file,offset_frames`: `file` is matched as in `--identities` (a path or glob relative to
+the CSV's folder or to --src); `offset_frames` is what `talkface sync` prints: positive when the
+sound comes late, so the audio is advanced by that many video frames. Clips not named keep
+their sound as it is.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from talkface.errors import TalkfaceError
+from talkface.prepare.sources import Source, source_keys
+
+COLUMNS = ("file", "offset_frames")
+MAX_OFFSET = 50  # frames (2 s at 25 fps): more is not an offset but a different recording
+
+
+@dataclass(frozen=True)
+class AvOffsetTable:
+    path: Path
+    rows: tuple[tuple[str, int], ...]  # (file pattern, offset in frames)
+
+    @classmethod
+    def read(cls, path: Path) -> AvOffsetTable:
+        path = Path(path)
+        where = f"--av-offsets {path}"
+        if not path.is_file():
+            raise TalkfaceError(f"{where}: " + ("is a folder; give the CSV file" if path.is_dir() else "no such file"))
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as handle:
+                reader = csv.DictReader(handle)
+                header = [name.strip() for name in reader.fieldnames or []]
+                if any(column not in header for column in COLUMNS):
+                    raise TalkfaceError(f"{where}: the first line must name the columns file,offset_frames")
+                reader.fieldnames = header
+                records = list(reader)
+        except (UnicodeDecodeError, csv.Error) as error:
+            raise TalkfaceError(f"{where}: not a readable CSV file ({error})") from None
+        rows = []
+        for line, record in enumerate(records, start=2):
+            file, offset = ((record.get(column) or "").strip() for column in COLUMNS)
+            if not file and not offset:
+                continue
+            try:
+                frames = int(offset)
+            except ValueError:
+                raise TalkfaceError(f"{where}, line {line}: offset_frames must be a whole number, got {offset!r}") from None
+            if not file or abs(frames) > MAX_OFFSET:
+                raise TalkfaceError(f"{where}, line {line}: give a file and an offset within ±{MAX_OFFSET} frames")
+            file = file.replace("\\", "/")
+            rows.append((file[2:] if file.startswith("./") else file, frames))
+        return cls(path, tuple(rows))
+
+    def offset(self, keys: list[str]) -> int:
+        """The offset of the first row naming one of `keys` (an exact path wins over a glob); 0 if none."""
+        for pattern, frames in self.rows:
+            if pattern in keys:
+                return frames
+        for pattern, frames in self.rows:
+            if any(fnmatch.fnmatchcase(key, pattern) for key in keys):
+                return frames
+        return 0
+
+    def assign(self, sources: list[Source], root: Path) -> list[Source]:
+        return [replace(s, audio_offset=self.offset(source_keys(s, root, self.path))) for s in sources]
