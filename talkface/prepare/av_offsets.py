@@ -55,7 +55,9 @@ class AvOffsetTable:
             try:
                 frames = int(offset)
             except ValueError:
-                raise TalkfaceError(f"{where}, line {line}: offset_frames must be a whole number, got {offset!r}") from None
+                raise TalkfaceError(
+                    f"{where}, line {line}: offset_frames must be a whole number, got {offset!r}"
+                ) from None
             if not file or abs(frames) > MAX_OFFSET:
                 raise TalkfaceError(f"{where}, line {line}: give a file and an offset within ±{MAX_OFFSET} frames")
             file = file.replace("\\", "/")
