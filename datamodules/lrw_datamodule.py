@@ -53,7 +53,6 @@ class LRWDataModule(L.LightningDataModule):
         landmark_jitter: float = 0.0,
         audio_jitter: float = 0.0,
         audio_warp: float = 0.0,
-        audio_band_mask: int = 0,
         color_jitter: float = 0.0,
         max_shift: int = 0,
         reference_frame: str = "random",
@@ -89,8 +88,6 @@ class LRWDataModule(L.LightningDataModule):
             audio_warp: training only: per clip, the mel band axis is stretched by a factor
                 within 1 ± this (vocal tract length perturbation, e.g. 0.1), so stage 1 hears
                 many more voices than the training people's.
-            audio_band_mask: training only: per clip, two runs of up to this many feature bands
-                are set to the clip's mean level (SpecAugment's frequency masks, e.g. 15 of 80).
             color_jitter: training only: per-channel gain within 1 ± this, plus a brightness
                 offset within ± 64 × this grey levels, per clip (stage 2).
             max_shift: training only: frames and landmarks of a clip move together by up to this
@@ -321,7 +318,6 @@ class LRWDataModule(L.LightningDataModule):
             landmark_jitter=self.hparams.landmark_jitter,
             audio_jitter=self.hparams.audio_jitter,
             audio_warp=self.hparams.audio_warp,
-            audio_band_mask=self.hparams.audio_band_mask,
             color_jitter=self.hparams.color_jitter,
             max_shift=self.hparams.max_shift,
             reference=self.hparams.reference_frame,

@@ -37,7 +37,6 @@ class SampleTransform:
         landmark_jitter: float = 0.0,
         audio_jitter: float = 0.0,
         audio_warp: float = 0.0,
-        audio_band_mask: int = 0,
         color_jitter: float = 0.0,
         max_shift: int = 0,
         reference: str = "random",
@@ -55,7 +54,6 @@ class SampleTransform:
         self.landmark_jitter = landmark_jitter if train else 0.0
         self.audio_jitter = audio_jitter if train else 0.0
         self.audio_warp = audio_warp if train else 0.0
-        self.audio_band_mask = audio_band_mask if train else 0
         self.color_jitter = color_jitter if train else 0.0
         self.max_shift = max_shift if train else 0
         if reference not in ("random", "first"):
@@ -86,8 +84,6 @@ class SampleTransform:
                     features = self._warp_bands(features)
                 if self.audio_jitter:
                     features = features + self._audio_offset(features.shape[1])
-                if self.audio_band_mask:
-                    features = self._mask_bands(features)
                 sample[name] = torch.from_numpy(features[rows])
             elif name == "landmarks":
                 sample[name] = landmarks
@@ -128,18 +124,6 @@ class SampleTransform:
         high = np.minimum(low + 1, bands - 1)
         weight = (source - low).astype(np.float32)
         return features[:, low] * (1 - weight) + features[:, high] * weight
-
-    def _mask_bands(self, features: np.ndarray) -> np.ndarray:
-        """Two runs of up to audio_band_mask bands set to the clip's mean level (SpecAugment's
-        frequency masks): no single band range can carry the answer, so the model listens to
-        the whole spectrum, as it must for a voice whose energy lies elsewhere."""
-        features = features.copy()
-        bands = features.shape[1]
-        for _ in range(2):
-            width = int(torch.randint(self.audio_band_mask + 1, ()))
-            start = int(torch.randint(max(bands - width, 0) + 1, ()))
-            features[:, start : start + width] = features.mean()
-        return features
 
     def _shift(self, item: dict) -> torch.Tensor | None:
         if not self.max_shift or "frame_offsets" not in item:
