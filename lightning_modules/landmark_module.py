@@ -51,7 +51,6 @@ class LandmarkModule(L.LightningModule):
         pca_components: int = 20,
         dropout: float = 0.0,
         identity_input: bool = True,
-        audio_level: bool = False,
         detector_hidden: int = 128,
         detector: str = "joint",
         detector_checkpoint: str | None = None,
@@ -80,8 +79,6 @@ class LandmarkModule(L.LightningModule):
             identity_input: whether the temporal model sees the identity's landmarks; without them
                 the predicted motion (still added to the identity's face) depends on the audio
                 alone, which transfers better to people the model never saw.
-            audio_level: the audio encoder also sees each feature frame's loudness (mean and
-                spread of the log features over the bands), which its per-frame norm removes.
             detector_hidden: width of the word detector (a classifier over landmark sequences).
             detector: "joint" (trained here on true landmarks) or "frozen" (loaded from
                 `detector_checkpoint` and kept fixed).
@@ -104,16 +101,7 @@ class LandmarkModule(L.LightningModule):
         if detector not in ("joint", "frozen"):
             raise TalkfaceError(f"detector must be 'joint' or 'frozen', got {detector!r}")
         self.generator = AudioToLandmarks(
-            feature_dim,
-            audio_dim,
-            hidden,
-            layers,
-            temporal,
-            output,
-            pca_components,
-            dropout,
-            identity_input,
-            audio_level,
+            feature_dim, audio_dim, hidden, layers, temporal, output, pca_components, dropout, identity_input
         )
         self.losses = LossComposer(DEFAULT_LOSSES if losses is None else losses)
         self.losses.check_contract(type(self).__name__, self.data_fields, self.output_fields)

@@ -9,15 +9,11 @@ from torch import nn
 class AudioEncoder(nn.Module):
     """(B, T, W, D) feature windows → (B, T, E). A 1-D CNN over each window's W feature frames."""
 
-    def __init__(self, feature_dim: int = 80, embed_dim: int = 256, channels: int = 128, level: bool = False) -> None:
-        """`level`: also give the network each feature frame's mean and spread over the bands, which
-        the LayerNorm removes: how loud the sound is, not only its spectral shape (silence and a
-        closed mouth sound alike after the norm)."""
+    def __init__(self, feature_dim: int = 80, embed_dim: int = 256, channels: int = 128) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(feature_dim)
-        self.level = level
         self.net = nn.Sequential(
-            nn.Conv1d(feature_dim + (2 if level else 0), channels, 3, padding=1),
+            nn.Conv1d(feature_dim, channels, 3, padding=1),
             nn.BatchNorm1d(channels),
             nn.ReLU(inplace=True),
             nn.Conv1d(channels, channels, 3, stride=2, padding=1),
@@ -33,9 +29,5 @@ class AudioEncoder(nn.Module):
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         batch, frames, width, dim = windows.shape
-        flat = windows.reshape(batch * frames, width, dim)
-        x = self.norm(flat)
-        if self.level:
-            x = torch.cat([x, flat.mean(-1, keepdim=True), flat.std(-1, keepdim=True)], dim=-1)
-        x = x.transpose(1, 2)  # (BT, D, W)
+        x = self.norm(windows.reshape(batch * frames, width, dim)).transpose(1, 2)  # (BT, D, W)
         return self.out(self.net(x).squeeze(-1)).reshape(batch, frames, -1)

@@ -27,12 +27,11 @@ class AudioToLandmarks(nn.Module):
         pca_components: int = 20,
         dropout: float = 0.0,
         identity_input: bool = True,
-        audio_level: bool = False,
     ) -> None:
         super().__init__()
         if output not in ("displacement", "pca"):
             raise ValueError(f"output must be 'displacement' or 'pca', got {output!r}")
-        self.audio_encoder = AudioEncoder(feature_dim, audio_dim, level=audio_level)
+        self.audio_encoder = AudioEncoder(feature_dim, audio_dim)
         # Without the identity input the motion depends on the audio alone: with a few dozen
         # training people, a network that sees the face shape can learn who speaks instead of what.
         self.identity_input = identity_input
