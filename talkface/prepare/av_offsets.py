@@ -14,13 +14,11 @@ their sound as it is.
 
 from __future__ import annotations
 
-import csv
-import fnmatch
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from talkface.errors import TalkfaceError
-from talkface.prepare.sources import Source, source_keys
+from talkface.prepare.sources import Source, first_match, read_table, source_keys
 
 COLUMNS = ("file", "offset_frames")
 MAX_OFFSET = 50  # frames (2 s at 25 fps): more is not an offset but a different recording
@@ -35,23 +33,9 @@ class AvOffsetTable:
     def read(cls, path: Path) -> AvOffsetTable:
         path = Path(path)
         where = f"--av-offsets {path}"
-        if not path.is_file():
-            raise TalkfaceError(f"{where}: " + ("is a folder; give the CSV file" if path.is_dir() else "no such file"))
-        try:
-            with open(path, newline="", encoding="utf-8-sig") as handle:
-                reader = csv.DictReader(handle)
-                header = [name.strip() for name in reader.fieldnames or []]
-                if any(column not in header for column in COLUMNS):
-                    raise TalkfaceError(f"{where}: the first line must name the columns file,offset_frames")
-                reader.fieldnames = header
-                records = list(reader)
-        except (UnicodeDecodeError, csv.Error) as error:
-            raise TalkfaceError(f"{where}: not a readable CSV file ({error})") from None
         rows = []
-        for line, record in enumerate(records, start=2):
-            file, offset = ((record.get(column) or "").strip() for column in COLUMNS)
-            if not file and not offset:
-                continue
+        for line, values in read_table(path, where, COLUMNS, "an offset table"):
+            file, offset = values["file"], values["offset_frames"]
             try:
                 frames = int(offset)
             except ValueError:
@@ -66,13 +50,8 @@ class AvOffsetTable:
 
     def offset(self, keys: list[str]) -> int:
         """The offset of the first row naming one of `keys` (an exact path wins over a glob); 0 if none."""
-        for pattern, frames in self.rows:
-            if pattern in keys:
-                return frames
-        for pattern, frames in self.rows:
-            if any(fnmatch.fnmatchcase(key, pattern) for key in keys):
-                return frames
-        return 0
+        index = first_match([pattern for pattern, _ in self.rows], keys)
+        return 0 if index is None else self.rows[index][1]
 
     def assign(self, sources: list[Source], root: Path) -> list[Source]:
         return [replace(s, audio_offset=self.offset(source_keys(s, root, self.path))) for s in sources]

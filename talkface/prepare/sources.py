@@ -247,27 +247,8 @@ class IdentityTable:
     def read(cls, path: Path) -> IdentityTable:
         path = Path(path)
         where = f"--identities {path}"
-        if not path.is_file():
-            raise TalkfaceError(f"{where}: " + ("is a folder; give the CSV file" if path.is_dir() else "no such file"))
-        try:
-            with open(path, newline="", encoding="utf-8-sig") as handle:
-                reader = csv.DictReader(handle)
-                header = [name.strip() for name in reader.fieldnames or []]
-                missing = [c for c in IDENTITY_COLUMNS if c not in header]
-                if missing:
-                    raise TalkfaceError(
-                        f"{where}: not an identity table (no {', '.join(missing)} column; the first line must "
-                        "name the columns file,identity,split)"
-                    )
-                reader.fieldnames = header
-                records = list(reader)
-        except (UnicodeDecodeError, csv.Error) as error:
-            raise TalkfaceError(f"{where}: not a readable CSV file ({error})") from None
         rows, splits = [], {}
-        for line, record in enumerate(records, start=2):
-            values = {c: (record.get(c) or "").strip() for c in IDENTITY_COLUMNS}
-            if not any(values.values()):
-                continue
+        for line, values in read_table(path, where, IDENTITY_COLUMNS, "an identity table"):
             if not all(values.values()):
                 raise TalkfaceError(f"{where}, line {line}: file, identity and split must all be given")
             if values["split"] not in LRW_SPLITS:
@@ -289,13 +270,8 @@ class IdentityTable:
         return cls(path, tuple(rows))
 
     def lookup(self, keys: list[str]) -> IdentityRow | None:
-        for row in self.rows:
-            if row.pattern in keys:
-                return row
-        for row in self.rows:
-            if any(fnmatch.fnmatchcase(key, row.pattern) for key in keys):
-                return row
-        return None
+        index = first_match([row.pattern for row in self.rows], keys)
+        return None if index is None else self.rows[index]
 
     def assign(self, sources: list[Source], root: Path) -> list[Source]:
         """Each source with the identity and split of its row; an error naming the clips without one."""
@@ -325,3 +301,42 @@ def source_keys(source: Source, root: Path, table: Path) -> list[str]:
         if path.is_relative_to(base):
             keys.append(path.relative_to(base).as_posix())
     return keys
+
+
+def read_table(path: Path, where: str, columns: tuple[str, ...], what: str) -> list[tuple[int, dict[str, str]]]:
+    """The non-blank rows of a CSV table as (line number, {column: stripped value}); one-line
+    TalkfaceErrors for a missing file, a missing column or an unreadable file."""
+    if not path.is_file():
+        raise TalkfaceError(f"{where}: " + ("is a folder; give the CSV file" if path.is_dir() else "no such file"))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = [name.strip() for name in reader.fieldnames or []]
+            missing = [c for c in columns if c not in header]
+            if missing:
+                raise TalkfaceError(
+                    f"{where}: not {what} (no {', '.join(missing)} column; the first line must "
+                    f"name the columns {','.join(columns)})"
+                )
+            reader.fieldnames = header
+            records = list(reader)
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise TalkfaceError(f"{where}: not a readable CSV file ({error})") from None
+    rows = []
+    for line, record in enumerate(records, start=2):
+        values = {c: (record.get(c) or "").strip() for c in columns}
+        if any(values.values()):
+            rows.append((line, values))
+    return rows
+
+
+def first_match(patterns: list[str], keys: list[str]) -> int | None:
+    """Index of the first pattern that is one of `keys`, else of the first glob matching one
+    (fnmatch: `*` also crosses `/`); None when none does."""
+    for index, pattern in enumerate(patterns):
+        if pattern in keys:
+            return index
+    for index, pattern in enumerate(patterns):
+        if any(fnmatch.fnmatchcase(key, pattern) for key in keys):
+            return index
+    return None
