@@ -59,7 +59,7 @@ def test_a_bad_table_is_one_line_before_any_clip_is_read(tmp_path, capsys, text,
     assert not (tmp_path / "out").exists()
 
 
-def test_prepared_audio_of_a_late_clip_starts_that_many_frames_later(tmp_path):
+def test_prepared_audio_of_a_late_clip_starts_that_many_frames_later(tmp_path, capsys):
     src = tmp_path / "clips"
     src.mkdir()
     face_clip(src / "late.mp4", frames=40, seed=1)
@@ -74,9 +74,29 @@ def test_prepared_audio_of_a_late_clip_starts_that_many_frames_later(tmp_path):
         return StreamingDataset(str(out / "train" / "light"))[0]["audio"]
 
     as_recorded, in_step_audio = audio(tmp_path / "plain", None), audio(tmp_path / "shifted", table)
+    assert "no clip of" not in capsys.readouterr().err
     shift = 3 * SAMPLES_PER_FRAME
     assert np.array_equal(in_step_audio[:-shift], as_recorded[shift:])
     assert not np.array_equal(in_step_audio, as_recorded)
     # The offsets are part of the folder's settings: the same --out with another table is refused.
     with pytest.raises(TalkfaceError, match="av_offsets"):
         audio(tmp_path / "shifted", None)
+
+
+def test_a_row_that_names_no_clip_is_reported_and_the_run_goes_on(tmp_path, capsys):
+    src = tmp_path / "clips"
+    src.mkdir()
+    face_clip(src / "late.mp4", frames=30, seed=2)
+    table = write_table(tmp_path / "offsets.csv", "file,offset_frames\nlate.mp4,1\nlaet.mp4,2\n")
+    settings = PrepareSettings(
+        src=src,
+        out=tmp_path / "out",
+        layout="folder",
+        split_ratios=(1, 0, 0),
+        av_offsets=table,
+        workers=1,
+        progress=False,
+    )
+    assert prepare_dataset(settings).total_samples == 1
+    err = capsys.readouterr().err
+    assert "no clip of" in err and "laet.mp4" in err and "late.mp4;" not in err

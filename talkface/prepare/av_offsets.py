@@ -53,5 +53,14 @@ class AvOffsetTable:
         index = first_match([pattern for pattern, _ in self.rows], keys)
         return 0 if index is None else self.rows[index][1]
 
-    def assign(self, sources: list[Source], root: Path) -> list[Source]:
-        return [replace(s, audio_offset=self.offset(source_keys(s, root, self.path))) for s in sources]
+    def assign(self, sources: list[Source], root: Path) -> tuple[list[Source], list[str]]:
+        """The sources with their offsets, and the table's files that name none of them (a typo,
+        or a row meant for another source folder)."""
+        patterns = [pattern for pattern, _ in self.rows]
+        used, assigned = set(), []
+        for source in sources:
+            index = first_match(patterns, source_keys(source, root, self.path))
+            if index is not None:
+                used.add(index)
+            assigned.append(replace(source, audio_offset=0 if index is None else self.rows[index][1]))
+        return assigned, [pattern for index, pattern in enumerate(patterns) if index not in used]

@@ -69,7 +69,9 @@ def prepare_dataset(settings: PrepareSettings) -> PrepareReport:
     )
     offsets = settings.offset_table()
     if offsets is not None:
-        sources = offsets.assign(sources, src)
+        sources, unmatched = offsets.assign(sources, src)
+        if unmatched:
+            _log(f"--av-offsets {offsets.path}: no clip of {src} is {', '.join(unmatched)}; those rows are not used")
     for split in sorted({s.split for s in sources}):
         check_split_folder(out, split)
     window = 0 if layout == "lrw" else settings.window
