@@ -10,7 +10,6 @@ and within ±1 for the others; once prepared with --av-offsets, within ±1 for a
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from pathlib import Path
 
@@ -55,9 +54,9 @@ def best_lags(prepared: Path) -> dict[str, int]:
 @needs_corpus()
 def test_stage_one_finds_the_listed_offsets_and_none_once_they_are_corrected(tmp_path):
     from talkface.prepare import PrepareSettings, prepare_dataset
+    from talkface.prepare.av_offsets import AvOffsetTable
 
-    with open(TABLE, newline="") as handle:
-        listed = {row["file"]: int(row["offset_frames"]) for row in csv.DictReader(handle)}
+    listed = dict(AvOffsetTable.read(TABLE).rows)
 
     def prepare(out: Path, offsets: Path | None) -> Path:
         settings = PrepareSettings(

@@ -29,6 +29,7 @@ import pytest
 from talkface.cli import main
 from talkface.media.video_io import read_video
 from talkface.media.wav_writer import write_wav
+from talkface.prepare.av_offsets import AvOffsetTable
 from tests.helpers.real_data import CORPUS, needs_corpus
 
 SHIFTS = (-6, -3, 3, 6)
@@ -40,8 +41,7 @@ OFFSETS_TABLE = Path(__file__).resolve().parents[1] / "configs" / "data" / "corp
 
 def listed_offsets() -> dict[str, int]:
     """The corpus clips whose sound is out of step, by file name: frames late."""
-    with open(OFFSETS_TABLE, newline="") as file:
-        return {row["file"]: int(row["offset_frames"]) for row in csv.DictReader(file)}
+    return dict(AvOffsetTable.read(OFFSETS_TABLE).rows)
 
 
 def test_clips() -> list:

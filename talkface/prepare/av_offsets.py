@@ -50,17 +50,18 @@ class AvOffsetTable:
 
     def offset(self, keys: list[str]) -> int:
         """The offset of the first row naming one of `keys` (an exact path wins over a glob); 0 if none."""
-        index = first_match([pattern for pattern, _ in self.rows], keys)
+        index = self._row(keys)
         return 0 if index is None else self.rows[index][1]
 
     def assign(self, sources: list[Source], root: Path) -> tuple[list[Source], list[str]]:
         """The sources with their offsets, and the table's files that name none of them (a typo,
         or a row meant for another source folder)."""
-        patterns = [pattern for pattern, _ in self.rows]
-        used, assigned = set(), []
-        for source in sources:
-            index = first_match(patterns, source_keys(source, root, self.path))
-            if index is not None:
-                used.add(index)
-            assigned.append(replace(source, audio_offset=0 if index is None else self.rows[index][1]))
-        return assigned, [pattern for index, pattern in enumerate(patterns) if index not in used]
+        rows = [self._row(source_keys(source, root, self.path)) for source in sources]
+        assigned = [
+            replace(source, audio_offset=0 if index is None else self.rows[index][1])
+            for source, index in zip(sources, rows, strict=True)
+        ]
+        return assigned, [pattern for index, (pattern, _) in enumerate(self.rows) if index not in rows]
+
+    def _row(self, keys: list[str]) -> int | None:
+        return first_match([pattern for pattern, _ in self.rows], keys)
