@@ -6,6 +6,8 @@ Fields a model can request:
 - `identity_landmarks` (68, 2) float: the reference face's landmarks (a random frame in training)
 - `word` () long: word label (-1: none); `word_mask` (T,) float: frames inside the word
 - `audio` (T * 640,) float: the raw 16 kHz audio (W&B videos, SyncNet)
+- `phone_windows` (T, 5, P) float: PocketSphinx phone shares around every frame, decoded from
+  `audio` (talkface/audio/phones.py); decoded once per sample and process, then cached
 - `frames` (T, 3, H, W) uint8: aligned crops (stage 2; JPEG-decoded only when asked for)
 - `reference_frame` (3, H, W) uint8 and `reference_landmarks` (68, 2): the identity image
 - `id` str
@@ -17,9 +19,19 @@ import cv2
 import numpy as np
 import torch
 
+from talkface.audio.phones import phone_rows, phone_windows
 from talkface.media.jpeg import decode_jpeg
 
-STAGE_ONE_FIELDS = ("id", "audio_windows", "landmarks", "identity_landmarks", "word", "word_mask", "audio")
+STAGE_ONE_FIELDS = (
+    "id",
+    "audio_windows",
+    "landmarks",
+    "identity_landmarks",
+    "word",
+    "word_mask",
+    "audio",
+    "phone_windows",
+)
 FRAME_FIELDS = ("frames", "reference_frame", "reference_landmarks")
 ALL_FIELDS = STAGE_ONE_FIELDS + FRAME_FIELDS
 
@@ -61,6 +73,7 @@ class SampleTransform:
         self.reference = reference if train else "first"
         # Mixed datasets: this dataset's word index -> index in the merged vocabulary (-1 stays -1).
         self.word_map = tuple(word_map) if word_map is not None else None
+        self._phones: dict[str, np.ndarray] = {}  # sample id -> phone rows (decoding is deterministic)
 
     def __call__(self, item: dict) -> dict:
         landmarks = torch.from_numpy(np.asarray(item["landmarks_norm"], np.float32))
@@ -98,6 +111,8 @@ class SampleTransform:
                 sample[name] = torch.from_numpy(np.asarray(item["word_mask"], np.float32))
             elif name == "audio":
                 sample[name] = torch.from_numpy(np.asarray(item["audio"], np.float32) / 32768.0)
+            elif name == "phone_windows":
+                sample[name] = torch.from_numpy(phone_windows(self._phone_rows(item, num_frames)))
         if "frames" in self.fields or "reference_frame" in self.fields:
             frames = self._frames(item, list(range(num_frames)) if "frames" in self.fields else [reference], shift)
             if "frames" in self.fields:
@@ -105,6 +120,13 @@ class SampleTransform:
             if "reference_frame" in self.fields:
                 sample["reference_frame"] = frames[reference if "frames" in self.fields else 0].clone()
         return sample
+
+    def _phone_rows(self, item: dict, num_frames: int) -> np.ndarray:
+        rows = self._phones.get(item["id"])
+        if rows is None:
+            rows = phone_rows(np.asarray(item["audio"], np.float32) / 32768.0, num_frames)
+            self._phones[item["id"]] = rows
+        return rows
 
     def _audio_offset(self, bands: int) -> np.ndarray:
         """One clip's microphone: a level and a tilt across the bands, added to log features."""

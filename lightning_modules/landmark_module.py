@@ -51,6 +51,7 @@ class LandmarkModule(L.LightningModule):
         pca_components: int = 20,
         dropout: float = 0.0,
         identity_input: bool = True,
+        phone_input: bool = False,
         detector_hidden: int = 128,
         detector: str = "joint",
         detector_checkpoint: str | None = None,
@@ -79,6 +80,9 @@ class LandmarkModule(L.LightningModule):
             identity_input: whether the temporal model sees the identity's landmarks; without them
                 the predicted motion (still added to the identity's face) depends on the audio
                 alone, which transfers better to people the model never saw.
+            phone_input: whether the temporal model also reads PocketSphinx phone windows
+                (talkface/audio/phones.py), decoded from the audio by a recogniser trained on far
+                more voices than any talking-face corpus.
             detector_hidden: width of the word detector (a classifier over landmark sequences).
             detector: "joint" (trained here on true landmarks) or "frozen" (loaded from
                 `detector_checkpoint` and kept fixed).
@@ -101,8 +105,19 @@ class LandmarkModule(L.LightningModule):
         if detector not in ("joint", "frozen"):
             raise TalkfaceError(f"detector must be 'joint' or 'frozen', got {detector!r}")
         self.generator = AudioToLandmarks(
-            feature_dim, audio_dim, hidden, layers, temporal, output, pca_components, dropout, identity_input
+            feature_dim,
+            audio_dim,
+            hidden,
+            layers,
+            temporal,
+            output,
+            pca_components,
+            dropout,
+            identity_input,
+            phone_input,
         )
+        if phone_input:
+            self.data_fields = type(self).data_fields + ("phone_windows",)
         self.losses = LossComposer(DEFAULT_LOSSES if losses is None else losses)
         self.losses.check_contract(type(self).__name__, self.data_fields, self.output_fields)
         uses_audio_head = "word_logits_audio" in self.losses.output_fields
@@ -187,13 +202,15 @@ class LandmarkModule(L.LightningModule):
         basis.copy_(torch.tensor(pca["components"][:wanted], dtype=basis.dtype))
 
     # ---- model
-    def forward(self, audio_windows: torch.Tensor, identity_landmarks: torch.Tensor) -> torch.Tensor:
-        """(B, T, W, D) audio windows + (B, 68, 2) identity → (B, T, 68, 2) normalised landmarks."""
-        return self.generator(audio_windows, identity_landmarks)["landmarks"]
+    def forward(
+        self, audio_windows: torch.Tensor, identity_landmarks: torch.Tensor, phone_windows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B, T, W, D) audio windows + (B, 68, 2) identity [+ (B, T, 5, P) phones] → (B, T, 68, 2) landmarks."""
+        return self.generator(audio_windows, identity_landmarks, phone_windows)["landmarks"]
 
     def run(self, batch: dict, for_metrics: bool = False) -> dict[str, torch.Tensor]:
         """The generator's outputs plus the detector logits that the losses (or metrics) read."""
-        outputs = self.generator(batch["audio_windows"], batch["identity_landmarks"])
+        outputs = self.generator(batch["audio_windows"], batch["identity_landmarks"], batch.get("phone_windows"))
         wanted = set(self.losses.output_fields)
         if for_metrics:
             wanted |= {"word_logits_predicted", "word_logits_true"}
@@ -251,7 +268,8 @@ class LandmarkModule(L.LightningModule):
         self.log_dict(self.baseline_metrics, batch_size=len(still))
 
     def predict_step(self, batch: dict, batch_index: int) -> dict:
-        return {"id": batch["id"], "landmarks": self(batch["audio_windows"], batch["identity_landmarks"])}
+        landmarks = self(batch["audio_windows"], batch["identity_landmarks"], batch.get("phone_windows"))
+        return {"id": batch["id"], "landmarks": landmarks}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         store_data_facts(self, checkpoint)

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from datamodules import LRWDataModule
+from talkface.audio.phones import CONTEXT, PHONES, phone_rows, phone_windows
 from talkface.errors import TalkfaceError
 from talkface.prepare import PrepareSettings, prepare_dataset
 from tests.helpers.media_factory import lrw_tree
@@ -167,3 +168,12 @@ def test_audio_jitter_shifts_each_training_clip_by_one_level_and_tilt_and_never_
     assert per_clip[:, 0].abs().amax() > 0.01 and per_clip[:, 0].abs().amax() <= 1.5 + 1e-5
     val = first_batch(jittered, "val")["audio_windows"]
     assert torch.equal(val, first_batch(plain, "val")["audio_windows"])
+
+
+def test_phone_windows_are_decoded_from_each_samples_own_audio(prepared):
+    fields = ["id", "audio", "phone_windows"]
+    batch = first_batch(LRWDataModule(str(prepared), batch_size=2, num_workers=0, fields=fields), "val")
+    frames = batch["audio"].shape[1] // 640
+    assert batch["phone_windows"].shape == (2, frames, CONTEXT, len(PHONES))
+    for audio, windows in zip(batch["audio"], batch["phone_windows"], strict=True):
+        assert torch.equal(windows, torch.from_numpy(phone_windows(phone_rows(audio.numpy(), frames))))

@@ -109,8 +109,10 @@ class EndToEnd(L.LightningModule):
         self.frame_stride = frame_stride
         self.expert = expert  # a sync expert (talkface/sync/experts.py), or None: no lip sync scores
         self.sync_clips = 0
+        if landmark_model.hparams.get("phone_input"):
+            self.data_fields = self.data_fields + ("phone_windows",)
         if expert is not None:
-            self.data_fields = type(self).data_fields + ("audio",)
+            self.data_fields = self.data_fields + ("audio",)
             self.sync_network = expert.network  # a child, so the trainer moves it with the models
             prefix = f"test/{LIP_SYNC_PREFIX}/"
             self.sync_metrics = lip_sync_metrics(prefix)
@@ -130,7 +132,9 @@ class EndToEnd(L.LightningModule):
         self.baseline_counts: dict[str, dict[str, int]] = {}
 
     def test_step(self, batch: dict, batch_index: int) -> None:
-        predicted = self.landmark_model(batch["audio_windows"], batch["identity_landmarks"])  # (B, T, 68, 2)
+        predicted = self.landmark_model(
+            batch["audio_windows"], batch["identity_landmarks"], batch.get("phone_windows")
+        )  # (B, T, 68, 2)
         stride = self.frame_stride
         frames, truth, drive = batch["frames"][:, 1::stride], batch["landmarks"][:, 1::stride], predicted[:, 1::stride]
         clips, count = frames.shape[:2]

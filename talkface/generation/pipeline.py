@@ -1,6 +1,7 @@
 """Photo + speech → talking-face mp4, streaming: memory stays flat however long the speech is.
 
-Audio is decoded in chunks; each chunk becomes feature windows (exactly as in training), then
+Audio is decoded in chunks; each chunk becomes feature windows (and phone windows, for a stage 1
+that reads them; exactly as in training), then
 landmarks (the LSTM's state carried from chunk to chunk), then frames rendered a few at a time,
 pasted into the photo and encoded at once. Nothing but the current chunk is ever held. The first
 chunk is short (FIRST_CHUNK_FRAMES), so the first frame is encoded a fraction of a second after
@@ -23,7 +24,7 @@ from tqdm import tqdm
 
 from lightning_modules import FaceGenModule, LandmarkModule
 from talkface import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
-from talkface.audio.streaming import WindowStream
+from talkface.audio.input_stream import StageOneInputs
 from talkface.checks import check_device_name, check_feather, check_max_side
 from talkface.errors import MediaError, TalkfaceError
 from talkface.faces import get_extractor
@@ -118,7 +119,7 @@ def generate(
     paster = paster_type(face.image, face.matrix, crop_size, feather) if paste_back else None
     height, width = face.image.shape[:2] if paste_back else (crop_size, crop_size)
     renderer = _Renderer(face_model, face, torch_device, render_batch, at_photo_resolution)
-    windows = WindowStream(total_frames, features)
+    inputs = StageOneInputs(total_frames, features, bool(landmark_model.hparams.get("phone_input")))
     landmarks = LandmarkStream(landmark_model.generator, torch.from_numpy(face.landmarks).to(torch_device))
     first_frame = None
     bar = tqdm(total=total_frames, unit="frame", desc="generating", disable=not progress, dynamic_ncols=True)
@@ -142,8 +143,8 @@ def generate(
         chunk = max(1, round(chunk_seconds * FPS)) * SAMPLES_PER_FRAME
         for samples in audio_chunks(audio, FIRST_CHUNK_FRAMES * SAMPLES_PER_FRAME, chunk):
             writer.write_audio(samples)
-            write(landmarks.push(windows.push(samples).to(torch_device)))
-        write(landmarks.push(windows.finish().to(torch_device)))
+            write(landmarks.push(*_on(torch_device, *inputs.push(samples))))
+        write(landmarks.push(*_on(torch_device, *inputs.finish())))
         write(landmarks.finish())
         if written != total_frames:  # a bug, not a user error: never leave a short video behind
             raise RuntimeError(f"made {written} frames for {total_frames} frames of audio")
@@ -193,6 +194,10 @@ def _stage(source, expected: type):
     if isinstance(source, torch.nn.Module):
         raise TalkfaceError(f"expected a {expected.__name__}, got a {type(source).__name__}")
     return load_stage(source, expected)
+
+
+def _on(device: torch.device, windows: torch.Tensor, phones: torch.Tensor | None):
+    return windows.to(device), None if phones is None else phones.to(device)
 
 
 def _warps(model: FaceGenModule) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from talkface.audio.phones import CONTEXT, PHONES
 from talkface.networks.audio_encoder import AudioEncoder
 from talkface.networks.temporal_model import TemporalModel
 
@@ -27,6 +28,8 @@ class AudioToLandmarks(nn.Module):
         pca_components: int = 20,
         dropout: float = 0.0,
         identity_input: bool = True,
+        phone_input: bool = False,
+        phone_dim: int = 64,
     ) -> None:
         super().__init__()
         if output not in ("displacement", "pca"):
@@ -39,7 +42,13 @@ class AudioToLandmarks(nn.Module):
             self.identity_encoder = nn.Sequential(
                 nn.Linear(136, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, hidden)
             )
-        self.temporal = TemporalModel(audio_dim + (hidden if identity_input else 0), hidden, layers, temporal, dropout)
+        # Phone windows (talkface/audio/phones.py) from a speaker-independent recogniser: what is
+        # said, in a form that does not depend on whose voice says it.
+        self.phone_input = phone_input
+        if phone_input:
+            self.phone_encoder = nn.Sequential(nn.Linear(CONTEXT * len(PHONES), phone_dim), nn.ReLU(inplace=True))
+        width = audio_dim + (hidden if identity_input else 0) + (phone_dim if phone_input else 0)
+        self.temporal = TemporalModel(width, hidden, layers, temporal, dropout)
         self.output = output
         out_dim = pca_components if output == "pca" else 136
         self.decoder = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_dim))
@@ -48,20 +57,27 @@ class AudioToLandmarks(nn.Module):
         # PCA basis of landmark displacements (filled from the dataset's metadata when used).
         self.register_buffer("pca_components", torch.zeros(pca_components, 136))
 
-    def forward(self, audio_windows: torch.Tensor, identity_landmarks: torch.Tensor) -> dict[str, torch.Tensor]:
-        audio, inputs = self.temporal_inputs(audio_windows, identity_landmarks)
+    def forward(
+        self, audio_windows: torch.Tensor, identity_landmarks: torch.Tensor, phone_windows: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        audio, inputs = self.temporal_inputs(audio_windows, identity_landmarks, phone_windows)
         return {"landmarks": self.decode(self.temporal(inputs), identity_landmarks), "audio_embedding": audio}
 
     def temporal_inputs(
-        self, audio_windows: torch.Tensor, identity_landmarks: torch.Tensor
+        self, audio_windows: torch.Tensor, identity_landmarks: torch.Tensor, phone_windows: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The audio embedding (B, T, A) and the temporal model's per-frame input (B, T, A + H)."""
+        """The audio embedding (B, T, A) and the temporal model's per-frame input (B, T, A [+ H] [+ phones])."""
         frames = audio_windows.shape[1]
         audio = self.audio_encoder(audio_windows)
-        if not self.identity_input:
-            return audio, audio
-        identity = self.identity_encoder((identity_landmarks - 0.5).flatten(1))  # (B, H)
-        return audio, torch.cat([audio, identity[:, None].expand(-1, frames, -1)], dim=-1)
+        parts = [audio]
+        if self.identity_input:
+            identity = self.identity_encoder((identity_landmarks - 0.5).flatten(1))  # (B, H)
+            parts.append(identity[:, None].expand(-1, frames, -1))
+        if self.phone_input:
+            if phone_windows is None:
+                raise ValueError("this model reads phone windows (phone_input=True); none were given")
+            parts.append(self.phone_encoder(phone_windows.flatten(2).to(audio.dtype)))
+        return audio, torch.cat(parts, dim=-1) if len(parts) > 1 else audio
 
     def decode(self, hidden: torch.Tensor, identity_landmarks: torch.Tensor) -> torch.Tensor:
         """(B, T, hidden) temporal features → (B, T, 68, 2) landmarks around the identity."""

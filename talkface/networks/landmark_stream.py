@@ -26,11 +26,11 @@ class LandmarkStream:
         self._left = 0  # how many of `_inputs` are left context (already emitted)
 
     @torch.no_grad()
-    def push(self, windows: torch.Tensor) -> torch.Tensor:
-        """(T, W, D) audio feature windows → (t, 68, 2) landmarks, t <= T."""
+    def push(self, windows: torch.Tensor, phones: torch.Tensor | None = None) -> torch.Tensor:
+        """(T, W, D) audio feature windows [+ (T, 5, P) phone windows] → (t, 68, 2) landmarks, t <= T."""
         if len(windows) == 0:
             return torch.zeros(0, 68, 2)
-        _, inputs = self.model.temporal_inputs(windows[None], self.identity)
+        _, inputs = self.model.temporal_inputs(windows[None], self.identity, None if phones is None else phones[None])
         if self.context == 0:
             hidden, self._state = self.model.temporal.net(inputs, self._state)
             return self._decode(hidden)
