@@ -34,6 +34,12 @@ _INDEX = {phone: i for i, phone in enumerate(PHONES)}
 _LOCK = threading.Lock()
 
 
+def load_recognizer() -> None:
+    """Load the acoustic model now (~0.1 s, once per process), so the first frame never waits for it."""
+    with _LOCK:
+        _decoder()
+
+
 @lru_cache(maxsize=1)
 def _decoder():
     try:

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from lightning_modules import FaceGenModule, LandmarkModule
 from talkface import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from talkface.audio.input_stream import StageOneInputs
+from talkface.audio.phones import BLOCK, load_recognizer
 from talkface.checks import check_device_name, check_feather, check_max_side
 from talkface.errors import MediaError, TalkfaceError
 from talkface.faces import get_extractor
@@ -104,6 +105,9 @@ def generate(
     landmark_model, facts = _stage(landmark_ckpt, LandmarkModule)
     face_model, _ = _stage(generator_ckpt, FaceGenModule)
     get_extractor(backend)  # its model file is loaded once per process; timed with the checkpoints
+    phones = bool(landmark_model.hparams.get("phone_input"))
+    if phones:
+        load_recognizer()  # the phone recogniser's acoustic model, likewise
     loaded = time.perf_counter() - loading
     features = feature_config(landmark_model, facts)
     crop_size = int(face_model.hparams.image_size)
@@ -119,7 +123,7 @@ def generate(
     paster = paster_type(face.image, face.matrix, crop_size, feather) if paste_back else None
     height, width = face.image.shape[:2] if paste_back else (crop_size, crop_size)
     renderer = _Renderer(face_model, face, torch_device, render_batch, at_photo_resolution)
-    inputs = StageOneInputs(total_frames, features, bool(landmark_model.hparams.get("phone_input")))
+    inputs = StageOneInputs(total_frames, features, phones)
     landmarks = LandmarkStream(landmark_model.generator, torch.from_numpy(face.landmarks).to(torch_device))
     first_frame = None
     bar = tqdm(total=total_frames, unit="frame", desc="generating", disable=not progress, dynamic_ncols=True)
@@ -141,7 +145,8 @@ def generate(
                     on_progress(written, total_frames)
 
         chunk = max(1, round(chunk_seconds * FPS)) * SAMPLES_PER_FRAME
-        for samples in audio_chunks(audio, FIRST_CHUNK_FRAMES * SAMPLES_PER_FRAME, chunk):
+        first = BLOCK if phones else FIRST_CHUNK_FRAMES  # phones come a decoding block at a time
+        for samples in audio_chunks(audio, first * SAMPLES_PER_FRAME, chunk):
             writer.write_audio(samples)
             write(landmarks.push(*_on(torch_device, *inputs.push(samples))))
         write(landmarks.push(*_on(torch_device, *inputs.finish())))

@@ -23,6 +23,7 @@ def load_models(
     """The given checkpoints, or the released models when neither is given (one clear line when
     they are not installed)."""
     from lightning_modules import FaceGenModule, LandmarkModule
+    from talkface.audio.phones import load_recognizer
     from talkface.faces import get_extractor
     from talkface.generation.checkpoints import feature_config, load_model
     from talkface.weights import released_checkpoints
@@ -33,4 +34,6 @@ def load_models(
     generator = load_model(generator_ckpt, "--generator-ckpt", FaceGenModule)
     feature_config(landmark.model, landmark.facts)  # a model without its feature settings fails now, not per request
     get_extractor(backend)  # the face detector's model file too (~0.8 s), so no request waits for it
+    if landmark.model.hparams.get("phone_input"):
+        load_recognizer()  # and the phone recogniser's acoustic model
     return Models(landmark, generator, (Path(landmark_ckpt).name, Path(generator_ckpt).name), device, backend)
