@@ -109,7 +109,7 @@ class EndToEnd(L.LightningModule):
         self.frame_stride = frame_stride
         self.expert = expert  # a sync expert (talkface/sync/experts.py), or None: no lip sync scores
         self.sync_clips = 0
-        if landmark_model.hparams.get("phone_input"):
+        if "phone_windows" in getattr(landmark_model, "data_fields", ()):  # a stage 1 that reads phones
             self.data_fields = self.data_fields + ("phone_windows",)
         if expert is not None:
             self.data_fields = self.data_fields + ("audio",)
@@ -132,9 +132,10 @@ class EndToEnd(L.LightningModule):
         self.baseline_counts: dict[str, dict[str, int]] = {}
 
     def test_step(self, batch: dict, batch_index: int) -> None:
-        predicted = self.landmark_model(
-            batch["audio_windows"], batch["identity_landmarks"], batch.get("phone_windows")
-        )  # (B, T, 68, 2)
+        inputs = [batch["audio_windows"], batch["identity_landmarks"]]
+        if "phone_windows" in self.data_fields:  # only a stage 1 that reads phones is given them
+            inputs.append(batch["phone_windows"])
+        predicted = self.landmark_model(*inputs)  # (B, T, 68, 2)
         stride = self.frame_stride
         frames, truth, drive = batch["frames"][:, 1::stride], batch["landmarks"][:, 1::stride], predicted[:, 1::stride]
         clips, count = frames.shape[:2]
