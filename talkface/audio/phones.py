@@ -1,8 +1,9 @@
 """Phone labels for every video frame, from PocketSphinx's speaker-independent English acoustic model.
 
 Why: stage 1 learns the sound→mouth mapping from about 30 people, which is too few to learn what
-a phone sounds like in a voice it has never heard. PocketSphinx's acoustic model (shipped inside
-its wheel, so nothing is downloaded) was trained on many hundreds of speakers. Its phone decoding
+a phone sounds like in a voice it has never heard. PocketSphinx's generic US-English acoustic
+model (shipped inside its wheel, so nothing is downloaded) was trained on far more speech and
+voices than any talking-face corpus here. Its phone decoding
 alone, fed to a linear model, predicts the mouth opening of the 8 unseen test people better
 (Pearson 0.44) than a mel-spectrogram network trained on our corpus (0.37): see MODEL_CARD.md.
 
