@@ -202,6 +202,11 @@ class LandmarkModule(L.LightningModule):
         basis.copy_(torch.tensor(pca["components"][:wanted], dtype=basis.dtype))
 
     # ---- model
+    @property
+    def reads_phones(self) -> bool:
+        """Whether stage 1 needs phone windows next to the audio windows (talkface/audio/phones.py)."""
+        return self.generator.phone_input
+
     def forward(
         self, audio_windows: torch.Tensor, identity_landmarks: torch.Tensor, phone_windows: torch.Tensor | None = None
     ) -> torch.Tensor:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from talkface import FPS, SAMPLE_RATE
-from talkface.audio.phones import BLOCK, CONTEXT, PHONES, phone_rows
+from talkface.audio.phones import BLOCK, CONTEXT, PHONES, phone_rows, phone_windows
 
 
 class PhoneStream:
@@ -49,8 +49,6 @@ class PhoneStream:
         stop = self.total_frames if final else max(self._decoded - half, self._next_frame)
         if stop <= self._next_frame:
             return torch.zeros(0, CONTEXT, len(PHONES))
-        # Frame t's window: rows t - half .. t + half, clamped to the recording (as phone_windows does).
-        frames = np.arange(self._next_frame, stop)[:, None] + np.arange(-half, half + 1)
-        windows = self._rows[np.clip(frames, 0, self.total_frames - 1)]
+        windows = phone_windows(self._rows, np.arange(self._next_frame, stop), self.total_frames)
         self._next_frame = stop
         return torch.from_numpy(windows)

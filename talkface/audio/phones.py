@@ -77,26 +77,36 @@ def decode_block(audio: np.ndarray) -> np.ndarray:
     return labels
 
 
-def phone_rows(audio: np.ndarray, num_frames: int) -> np.ndarray:
-    """(num_frames, len(PHONES)) float32: the share of each frame's 10 ms steps given to each phone.
-
-    The audio is cut or zero-padded to `num_frames` frames and decoded block by block.
+def phone_labels(audio: np.ndarray, num_frames: int) -> np.ndarray:
+    """(num_frames * 4,) uint8: the phone of every 10 ms step (a compact form to cache: 116 bytes a
+    29-frame sample). The audio is cut or zero-padded to `num_frames` frames and decoded block by block.
     """
     samples = num_frames * SAMPLE_RATE // FPS
     audio = np.asarray(audio, np.float32).reshape(-1)[:samples]
     audio = np.pad(audio, (0, samples - len(audio)))
     block_samples = BLOCK * SAMPLE_RATE // FPS
-    labels = np.concatenate(
-        [decode_block(audio[start : start + block_samples]) for start in range(0, samples, block_samples)]
-    )
-    labels = labels.reshape(num_frames, STEPS_PER_FRAME)
-    rows = np.zeros((num_frames, len(PHONES)), np.float32)
-    np.add.at(rows, (np.repeat(np.arange(num_frames), STEPS_PER_FRAME), labels.reshape(-1)), 1.0 / STEPS_PER_FRAME)
+    blocks = [decode_block(audio[start : start + block_samples]) for start in range(0, samples, block_samples)]
+    return np.concatenate(blocks).astype(np.uint8)
+
+
+def rows_from_labels(labels: np.ndarray) -> np.ndarray:
+    """(T * 4,) step labels → (T, len(PHONES)) float32: the share of each frame's steps given to each phone."""
+    frames = len(labels) // STEPS_PER_FRAME
+    rows = np.zeros((frames, len(PHONES)), np.float32)
+    np.add.at(rows, (np.repeat(np.arange(frames), STEPS_PER_FRAME), labels.astype(np.int64)), 1.0 / STEPS_PER_FRAME)
     return rows
 
 
-def phone_windows(rows: np.ndarray) -> np.ndarray:
-    """(T, P) phone rows → (T, CONTEXT, P) windows, edge rows repeated at both ends."""
+def phone_rows(audio: np.ndarray, num_frames: int) -> np.ndarray:
+    """(num_frames, len(PHONES)) float32 phone shares of every frame of `audio`."""
+    return rows_from_labels(phone_labels(audio, num_frames))
+
+
+def phone_windows(rows: np.ndarray, frames: np.ndarray | None = None, total: int | None = None) -> np.ndarray:
+    """(T, P) phone rows → (len(frames), CONTEXT, P): the rows t - CONTEXT//2 .. t + CONTEXT//2 around
+    each frame t (default: every row), clamped to the recording's `total` frames (default T), so the
+    edge rows repeat at both ends."""
+    frames = np.arange(len(rows)) if frames is None else np.asarray(frames)
+    total = len(rows) if total is None else total
     half = CONTEXT // 2
-    padded = np.concatenate([np.repeat(rows[:1], half, 0), rows, np.repeat(rows[-1:], half, 0)])
-    return np.stack([padded[t : t + CONTEXT] for t in range(len(rows))])
+    return rows[np.clip(frames[:, None] + np.arange(-half, half + 1), 0, total - 1)]

@@ -105,7 +105,7 @@ def generate(
     landmark_model, facts = _stage(landmark_ckpt, LandmarkModule)
     face_model, _ = _stage(generator_ckpt, FaceGenModule)
     get_extractor(backend)  # its model file is loaded once per process; timed with the checkpoints
-    phones = bool(landmark_model.hparams.get("phone_input"))
+    phones = landmark_model.reads_phones
     if phones:
         load_recognizer()  # the phone recogniser's acoustic model, likewise
     loaded = time.perf_counter() - loading

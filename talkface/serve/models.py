@@ -34,6 +34,6 @@ def load_models(
     generator = load_model(generator_ckpt, "--generator-ckpt", FaceGenModule)
     feature_config(landmark.model, landmark.facts)  # a model without its feature settings fails now, not per request
     get_extractor(backend)  # the face detector's model file too (~0.8 s), so no request waits for it
-    if landmark.model.hparams.get("phone_input"):
+    if landmark.model.reads_phones:
         load_recognizer()  # and the phone recogniser's acoustic model
     return Models(landmark, generator, (Path(landmark_ckpt).name, Path(generator_ckpt).name), device, backend)
