@@ -209,7 +209,19 @@ def run_lightning(argv: list[str]) -> int:
         if type(error).__name__ in ("ArgumentError", "NSKeyError") or "jsonargparse" in type(error).__module__:
             return _fail(argv[0], _one_line(str(error)))
         raise
+    _close_process_group()
     return 0
+
+
+def _close_process_group() -> None:
+    """Lightning leaves the DDP process group open, and a gloo group still open when the
+    interpreter shuts down can abort the process (SIGABRT, "terminate called without an active
+    exception") after all the work is done. Closed only after a clean run: then every rank has
+    passed its last collective, whereas after an error another rank may still wait in one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 _MISCONFIGURATION_HINT = " (check the trainer settings; on a machine without a GPU use --trainer.accelerator cpu)"

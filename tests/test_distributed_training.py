@@ -95,6 +95,45 @@ def test_two_process_ddp_validation_equals_one_process(stage, tiny_prepared, tmp
         assert results[2][name] == pytest.approx(value, rel=1e-4, abs=1e-5), name
 
 
+def test_a_ddp_run_closes_its_process_group_before_the_interpreter_exits(tiny_prepared, tmp_path):
+    """A gloo group left open at interpreter shutdown can abort a finished run (SIGABRT, seen in
+    CI after a 2-process validation), so the CLI closes it after a clean run."""
+    recipe = RECIPES["landmark"]
+    args = [
+        "fit",
+        "-c",
+        recipe,
+        *small_model(recipe),
+        *data_overrides(tiny_prepared, tmp_path),
+        "--trainer.max_steps",
+        "1",
+        "--trainer.limit_val_batches",
+        "0",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.devices",
+        "1",
+        "--trainer.strategy",
+        "ddp",
+    ]
+    script = (
+        "import sys, torch.distributed as dist\n"
+        "from talkface.training_cli import run_lightning\n"
+        f"code = run_lightning({args!r})\n"
+        "print('exit', code, 'group open', dist.is_initialized())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "WANDB_MODE": "disabled", "MASTER_PORT": str(free_port())},
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "exit 0 group open False" in result.stdout, result.stdout[-2000:]
+
+
 def test_two_simulated_nodes_train_through_talkface_fit(tiny_prepared, tmp_path):
     recipe = RECIPES["landmark"]
     port = free_port()
