@@ -351,6 +351,13 @@ class LRWDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> StreamingDataLoader:
         return self._loader(self.hparams.test_split)
 
+    def calibration_dataloader(self) -> StreamingDataLoader:
+        """`data_dir`'s training split in order and unaugmented, the first frame as the photo (as at
+        test time), without the datasets mixed in: what a model fits after training on (stage 1's
+        mouth rest). Under DDP each rank reads its shard."""
+        dataset = self._single(0, self.hparams.train_split, train=False)
+        return StreamingDataLoader(dataset, batch_size=self.batch_size, num_workers=0)
+
 
 # What every mixed dataset must share with `data_dir`: the model's inputs depend on each.
 AGREE_KEYS = ("features", "crop_size", "fps", "sample_rate")

@@ -7,6 +7,7 @@ from torch import nn
 
 from talkface.audio.phones import CONTEXT, PHONES
 from talkface.networks.audio_encoder import AudioEncoder
+from talkface.networks.mouth_rest import MouthRest
 from talkface.networks.temporal_model import TemporalModel
 
 
@@ -30,6 +31,7 @@ class AudioToLandmarks(nn.Module):
         identity_input: bool = True,
         phone_input: bool = False,
         phone_dim: int = 64,
+        mouth_rest: bool = False,
     ) -> None:
         super().__init__()
         if output not in ("displacement", "pca"):
@@ -54,6 +56,9 @@ class AudioToLandmarks(nn.Module):
         self.decoder = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_dim))
         nn.init.zeros_(self.decoder[-1].weight)  # start from "hold the identity still"
         nn.init.zeros_(self.decoder[-1].bias)
+        # The mouth's resting shape on a new face (talkface/networks/mouth_rest.py): fitted after
+        # training, all zero (no change) until then.
+        self.mouth_rest = MouthRest() if mouth_rest else None
         # PCA basis of landmark displacements (filled from the dataset's metadata when used).
         self.register_buffer("pca_components", torch.zeros(pca_components, 136))
 
@@ -84,4 +89,7 @@ class AudioToLandmarks(nn.Module):
         batch, frames = hidden.shape[:2]
         out = self.decoder(hidden)
         displacement = out @ self.pca_components if self.output == "pca" else out
-        return identity_landmarks[:, None] + displacement.reshape(batch, frames, 68, 2) * 0.1
+        landmarks = identity_landmarks[:, None] + displacement.reshape(batch, frames, 68, 2) * 0.1
+        if self.mouth_rest is not None:
+            landmarks = landmarks + self.mouth_rest(identity_landmarks)[:, None]
+        return landmarks
