@@ -8,7 +8,7 @@ import torch
 from talkface.cli import main
 from talkface.networks.audio_to_landmarks import AudioToLandmarks
 from talkface.networks.landmark_stream import LandmarkStream
-from talkface.networks.mouth_rest import MOUTH, MouthRest, RidgeStatistics, mouth_shape
+from talkface.networks.mouth_rest import MOUTH, MouthRest, RidgeStatistics, face_shape
 from tests.helpers.cli import data_overrides, small_model
 
 
@@ -21,7 +21,7 @@ def windows_missing(photos: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
     """Truth and predicted windows whose mean mouth shapes differ by a known linear map of the photo."""
     frames = 6
     predicted = photos[:, None].repeat(1, frames, 1, 1) + 0.01 * torch.randn(len(photos), frames, 68, 2)
-    missed = mouth_shape(photos) @ weight + bias  # (N, 40)
+    missed = face_shape(photos) @ weight + bias  # (N, 40)
     missed = missed.unflatten(-1, (20, 2))
     missed = missed - missed.mean(dim=1, keepdim=True)  # a shape change: the mouth's centre stays
     truth = predicted.clone()
@@ -32,7 +32,7 @@ def windows_missing(photos: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
 def test_the_fit_recovers_a_linear_map_and_shards_add_up_to_the_whole():
     torch.manual_seed(0)
     photos = faces(400, 0)
-    weight, bias = 0.3 * torch.randn(40, 40), 0.01 * torch.randn(40)
+    weight, bias = 0.3 * torch.randn(136, 40), 0.01 * torch.randn(40)
     truth, predicted = windows_missing(photos, weight, bias)
     whole = RidgeStatistics()
     whole.add(photos, truth, predicted)
@@ -57,7 +57,7 @@ def test_the_fit_recovers_a_linear_map_and_shards_add_up_to_the_whole():
 
 def test_a_ridge_penalty_pulls_the_map_towards_zero():
     photos = faces(100, 2)
-    truth, predicted = windows_missing(photos, torch.randn(40, 40), torch.zeros(40))
+    truth, predicted = windows_missing(photos, torch.randn(136, 40), torch.zeros(40))
     statistics = RidgeStatistics()
     statistics.add(photos, truth, predicted)
     norms = [statistics.solve(ridge).norm() for ridge in (1e-6, 1e-2, 1.0, 100.0)]
@@ -93,7 +93,7 @@ def test_training_with_a_ridge_fits_the_rest_into_the_last_checkpoint(tiny_prepa
             *data_overrides(tiny_prepared, tmp_path),
             *small_model("landmark"),
             "--model.init_args.mouth_rest_ridge",
-            "0.03",
+            "0.01",
             "--trainer.max_epochs",
             "2",
         ]
@@ -102,4 +102,4 @@ def test_training_with_a_ridge_fits_the_rest_into_the_last_checkpoint(tiny_prepa
     state = torch.load(next(tmp_path.rglob("last.ckpt")), map_location="cpu", weights_only=True)["state_dict"]
     assert state["generator.mouth_rest.weight"].abs().sum() > 0
     assert state["generator.mouth_rest.centre"].abs().sum() > 0
-    assert "Fitted the mouth rest (ridge 0.03) on" in capsys.readouterr().err
+    assert "Fitted the mouth rest (ridge 0.01) on" in capsys.readouterr().err
