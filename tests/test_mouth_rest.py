@@ -39,7 +39,7 @@ def test_the_fit_recovers_a_linear_map_and_shards_add_up_to_the_whole():
     shards = [RidgeStatistics(), RidgeStatistics()]  # two DDP ranks, summed like strategy.reduce
     shards[0].add(photos[:150], truth[:150], predicted[:150])
     shards[1].add(photos[150:], truth[150:], predicted[150:])
-    for total, first, second in zip(whole.tensors(), shards[0].tensors(), shards[1].tensors()):
+    for total, first, second in zip(whole.tensors(), shards[0].tensors(), shards[1].tensors(), strict=True):
         assert torch.allclose(total, first + second)
 
     rest = MouthRest()
@@ -61,7 +61,7 @@ def test_a_ridge_penalty_pulls_the_map_towards_zero():
     statistics = RidgeStatistics()
     statistics.add(photos, truth, predicted)
     norms = [statistics.solve(ridge).norm() for ridge in (1e-6, 1e-2, 1.0, 100.0)]
-    assert all(looser > tighter for looser, tighter in zip(norms, norms[1:]))
+    assert all(looser > tighter for looser, tighter in zip(norms, norms[1:], strict=False))
     assert norms[-1] < 0.1 * norms[0]
 
 
