@@ -233,8 +233,8 @@ class LandmarkModule(L.LightningModule):
     def _fit_mouth_rest(self) -> int:
         """Predict every training window of `data.data_dir` (in order, unaugmented, the first frame
         as the photo, as at test time) without the correction, and fit it on what they miss. The
-        datasets mixed in are left out: one identity with a thousand clips (GRID) would decide the
-        map for everyone (0.03 px worse on the unseen people with GRID half the windows). Each DDP
+        datasets mixed in are left out: one identity with a thousand clips (GRID s1) would weigh
+        more than all the other people together in a map meant for new faces. Each DDP
         rank reads its shard; the summed statistics give every rank the same map."""
         mouth_rest = self.generator.mouth_rest
         mouth_rest.reset()
