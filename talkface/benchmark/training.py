@@ -66,7 +66,9 @@ def loader_rate(data_dir, model_class, batch_size: int, workers: int) -> tuple[d
 def training_rate(model: L.LightningModule, batches: list[dict], steps: int, accelerator: str, precision: str) -> dict:
     """Samples/s of real training steps (forward, backward, optimiser) on batches held in memory."""
     timer = _StepTimer(warmup=2)
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    lightning_logger = logging.getLogger("lightning.pytorch")
+    level = lightning_logger.level
+    lightning_logger.setLevel(logging.WARNING)  # quiet for the measurement, restored after it
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=1,
@@ -79,9 +81,12 @@ def training_rate(model: L.LightningModule, batches: list[dict], steps: int, acc
         limit_val_batches=0,
         callbacks=[timer],
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Lightning's advice about loaders and loggers is not for a benchmark
-        trainer.fit(model, train_dataloaders=DataLoader(_Repeat(batches, steps + timer.warmup), batch_size=None))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Lightning's advice about loaders and loggers is not for a benchmark
+            trainer.fit(model, train_dataloaders=DataLoader(_Repeat(batches, steps + timer.warmup), batch_size=None))
+    finally:
+        lightning_logger.setLevel(level)
     batch_size = len(batches[0]["id"])
     seconds = sum(timer.durations)
     return {
