@@ -87,7 +87,7 @@ class LandmarkModule(L.LightningModule):
                 (talkface/audio/phones.py), decoded from the audio by a recogniser trained on far
                 more voices than any talking-face corpus.
             mouth_rest_ridge: above 0, after the last training epoch stage 1 fits a linear map from
-                the photo's mouth shape to the resting mouth shape its predictions miss, on the
+                the photo's face shape to the resting mouth shape its predictions miss, on the
                 training windows of `data.data_dir` with this ridge penalty (in normalised
                 landmark units), and adds it to every prediction (talkface/networks/mouth_rest.py).
                 0 leaves it out.
@@ -246,8 +246,7 @@ class LandmarkModule(L.LightningModule):
             predicted = self(batch["audio_windows"], batch["identity_landmarks"], batch.get("phone_windows"))
             statistics.add(batch["identity_landmarks"], batch["landmarks"], predicted)
         self.train(was_training)
-        summed = [self.trainer.strategy.reduce(tensor, reduce_op="sum") for tensor in statistics.tensors()]
-        statistics.count, statistics.sum_x, statistics.sum_y, statistics.sum_xx, statistics.sum_xy = summed
+        statistics.reduce(lambda tensor: self.trainer.strategy.reduce(tensor, reduce_op="sum"))
         if statistics.count < 2:
             raise TalkfaceError(
                 "mouth_rest_ridge: the training split has fewer than 2 windows to fit the mouth rest on"

@@ -17,12 +17,17 @@ pose and jaw say how the mouth's projected shape will sit while it talks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
-MOUTH = slice(48, 68)
-VALUES = 2 * (MOUTH.stop - MOUTH.start)  # the output: 20 mouth points, x and y
-FEATURES = 2 * 68  # the input: the photo's 68 points, x and y
+from talkface.faces.layout import MOUTH as MOUTH_POINTS
+from talkface.faces.layout import NUM_POINTS, span
+
+MOUTH = span(MOUTH_POINTS)
+VALUES = 2 * len(MOUTH_POINTS)  # the output: 20 mouth points, x and y
+FEATURES = 2 * NUM_POINTS  # the input: the photo's 68 points, x and y
 
 
 def mouth_shape(landmarks: torch.Tensor) -> torch.Tensor:
@@ -52,7 +57,7 @@ class MouthRest(nn.Module):
         """(B, 68, 2) photo landmarks → (B, 68, 2) offsets, zero outside the mouth."""
         shape = face_shape(identity_landmarks).to(self.weight.dtype)
         offset = ((shape - self.centre) @ self.weight + self.bias).unflatten(-1, (VALUES // 2, 2))
-        return nn.functional.pad(offset, (0, 0, MOUTH.start, 68 - MOUTH.stop)).to(identity_landmarks.dtype)
+        return nn.functional.pad(offset, (0, 0, MOUTH.start, NUM_POINTS - MOUTH.stop)).to(identity_landmarks.dtype)
 
     def reset(self) -> None:
         for buffer in (self.centre, self.weight, self.bias):
@@ -88,6 +93,10 @@ class RidgeStatistics:
 
     def tensors(self) -> list[torch.Tensor]:
         return [self.count, self.sum_x, self.sum_y, self.sum_xx, self.sum_xy]
+
+    def reduce(self, reduce: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Replace every sum by `reduce(sum)`: a DDP sum over ranks gives every rank the whole."""
+        self.count, self.sum_x, self.sum_y, self.sum_xx, self.sum_xy = (reduce(t) for t in self.tensors())
 
     def x_mean(self) -> torch.Tensor:
         return self.sum_x / self.count
