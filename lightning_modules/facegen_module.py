@@ -17,6 +17,7 @@ from lightning_modules.data_facts import store_data_facts
 from losses import LossComposer
 from losses.adversarial import Adversarial
 from talkface.checks import check_number
+from talkface.errors import TalkfaceError
 from talkface.metrics import FramePSNR, FrameSSIM, MouthPSNR, MouthSSIM
 from talkface.metrics.redetected_distance import RedetectedLandmarkDistance
 from talkface.networks.patch_discriminator import PatchDiscriminator
@@ -58,6 +59,8 @@ class FaceGenModule(L.LightningModule):
         use_previous_frame: bool = False,
         warp_reference: bool = False,
         warp_sigma: float = 0.1,
+        mouth_shade: float = 0.0,
+        mouth_shade_height: float = 1.3,
         discriminator_channels: int = 32,
         discriminator_layers: int = 3,
         losses: dict[str, Any] | None = None,
@@ -89,6 +92,10 @@ class FaceGenModule(L.LightningModule):
                 corrects the warp (the identity comes from the photo's pixels: use this for
                 faces the model never saw); the blend then keeps the warped pixels.
             warp_sigma: width of the warp's Gaussian basis functions, in units of the crop side.
+            mouth_shade: with warp_reference, at inference only: how far the inside of the open
+                mouth is darkened towards black (0 = not at all, 1 = black), so that a mouth that
+                opens reads as open; the U-Net alone draws it too light (MODEL_CARD.md).
+            mouth_shade_height: the shaded ellipse's height, in inner-lip gaps.
             discriminator_channels: discriminator channels in its first layer.
             discriminator_layers: stride-2 layers of the PatchGAN discriminator.
             losses: the generator's objective, {log name: {class_path, init_args}}; an
@@ -107,6 +114,10 @@ class FaceGenModule(L.LightningModule):
         super().__init__()
         check_number("model.init_args.lr", lr, above=0)
         check_number("model.init_args.discriminator_lr", discriminator_lr, above=0)
+        check_number("model.init_args.mouth_shade", mouth_shade, 0)
+        if mouth_shade > 1:
+            raise TalkfaceError(f"model.init_args.mouth_shade must be at most 1 (black), got {mouth_shade!r}")
+        check_number("model.init_args.mouth_shade_height", mouth_shade_height, above=0)
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.generator = UNetGenerator(
@@ -121,6 +132,8 @@ class FaceGenModule(L.LightningModule):
             landmark_sigma=landmark_sigma,
             warp_reference=warp_reference,
             warp_sigma=warp_sigma,
+            mouth_shade=mouth_shade,
+            mouth_shade_height=mouth_shade_height,
         )
         self.discriminator = PatchDiscriminator(
             image_size=image_size,

@@ -100,13 +100,13 @@ def warp_to_landmarks(
     return warp_by_field(image, field), field
 
 
-def inner_mouth_mask(landmarks: torch.Tensor, size: int, softness: float = 1.0) -> torch.Tensor:
+def inner_mouth_mask(landmarks: torch.Tensor, size: int, softness: float = 1.0, grow: float = 1.0) -> torch.Tensor:
     """(B, 1, size, size) in [0, 1]: a soft ellipse over the open mouth's inside (between the inner lips).
 
     No warp can make what was hidden behind closed lips, so a warping generator must draw these
     pixels itself; the mask is 0 for a closed mouth and grows with the gap. The ellipse spans the
     inner mouth corners (60, 64) and is as tall as the mean gap of the facing inner-lip points
-    (61-67, 62-66, 63-65), plus `softness` pixels of soft edge.
+    (61-67, 62-66, 63-65), times `grow`, plus `softness` pixels of soft edge.
     """
     points = landmarks.float() * size  # pixels
     right, left = points[:, 60], points[:, 64]
@@ -116,7 +116,7 @@ def inner_mouth_mask(landmarks: torch.Tensor, size: int, softness: float = 1.0) 
     half_width = axis.norm(dim=-1).clamp_min(1.0) / 2  # (B,)
     direction = axis / (2 * half_width[:, None])
     gap = (lower - upper).norm(dim=-1).mean(dim=1)  # (B,)
-    half_height = gap / 2
+    half_height = gap / 2 * grow
     coords = torch.arange(size, device=landmarks.device, dtype=torch.float32) + 0.5
     grid_y, grid_x = torch.meshgrid(coords, coords, indexing="ij")
     dx = grid_x[None] - centre[:, 0, None, None]

@@ -15,7 +15,8 @@ With `warp_reference` the reference is first warped so its landmarks land on the
 (talkface.networks.landmark_warp); the U-Net sees the warped frame too, and the blend keeps the
 *warped* pixels where the mask is low. The identity then comes from the photo's own pixels, so
 the generator works on faces it never saw, and only the mouth's inside has to be drawn: the
-blend mask always covers the inner mouth of the target landmarks (`inner_mouth_mask`).
+blend mask always covers the inner mouth of the target landmarks (`inner_mouth_mask`). At
+inference, `mouth_shade` darkens that inside so a mouth that opens is seen to open.
 """
 
 from __future__ import annotations
@@ -108,8 +109,14 @@ class UNetGenerator(nn.Module):
         contour_thickness: float = 1.0,
         warp_reference: bool = False,
         warp_sigma: float = 0.1,
+        mouth_shade: float = 0.0,
+        mouth_shade_height: float = 1.3,
     ):
         super().__init__()
+        if not 0.0 <= mouth_shade <= 1.0:
+            raise ValueError(f"mouth_shade must be in [0, 1], got {mouth_shade}")
+        if not mouth_shade_height > 0:
+            raise ValueError(f"mouth_shade_height must be positive, got {mouth_shade_height}")
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}")
         if image_size % 2**depth:
@@ -126,6 +133,8 @@ class UNetGenerator(nn.Module):
         self.use_previous_frame = use_previous_frame
         self.warp_reference = warp_reference
         self.warp_sigma = warp_sigma
+        self.mouth_shade = mouth_shade
+        self.mouth_shade_height = mouth_shade_height
         self.renderer = LandmarkRenderer(
             image_size, landmark_mode, sigma=landmark_sigma, groups=landmark_groups, thickness=contour_thickness
         )
@@ -214,4 +223,25 @@ class UNetGenerator(nn.Module):
         if self.warp_reference:  # the mouth's inside is always drawn: no warp can make it
             mouth = inner_mouth_mask(target_landmarks, size).to(mask.dtype)
             mask = 1 - (1 - mask) * (1 - mouth)
+            if self.mouth_shade > 0 and not self.training:
+                generated, mask = self._shade_mouth(generated, mask, target_landmarks)
         return GeneratorOutput(mask * generated + (1 - mask) * base, generated, mask, field)
+
+    def _shade_mouth(
+        self, generated: torch.Tensor, mask: torch.Tensor, target_landmarks: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Darken the open mouth's inside towards black, folded into (generated, mask).
+
+        Trained with L1 on few pixels, the U-Net draws the inside of a slightly open mouth as a
+        light blur that dlib (and a viewer) reads as closed lips. The frame becomes
+        `(1 - s) * frame + s * black` with s = mouth_shade × a soft ellipse between the inner
+        lips (`mouth_shade_height` times the gap tall); written as a new mask and new generated
+        pixels, so the full-resolution paste (which reads those two) shades exactly alike.
+        """
+        shade = self.mouth_shade * inner_mouth_mask(target_landmarks, self.image_size, grow=self.mouth_shade_height)
+        shade = shade.to(mask.dtype)
+        kept = (1 - shade) * mask  # the generated pixels' share of the frame
+        shaded_mask = kept + shade
+        black = -1.0
+        mixed = (kept * generated + shade * black) / shaded_mask.clamp_min(1e-6)
+        return torch.where(shaded_mask > 1e-6, mixed, generated), shaded_mask
