@@ -60,7 +60,7 @@ class FaceGenModule(L.LightningModule):
         warp_reference: bool = False,
         warp_sigma: float = 0.1,
         mouth_shade: float = 0.0,
-        mouth_shade_height: float = 1.3,
+        mouth_shade_height: float = 1.6,
         discriminator_channels: int = 32,
         discriminator_layers: int = 3,
         losses: dict[str, Any] | None = None,

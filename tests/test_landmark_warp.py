@@ -108,43 +108,48 @@ def test_at_inference_a_warping_generator_keeps_the_photos_exact_pixels_where_no
     assert exact > 0.95  # the resting mask (~0.05) counts as 0 and nothing moves: the photo's own pixels
 
 
-def test_mouth_shade_darkens_only_the_open_mouths_inside_and_only_at_inference():
-    from talkface.networks.landmark_warp import inner_mouth_mask
+def test_mouth_shade_darkens_only_the_newly_opened_inside_and_only_at_inference():
+    from talkface.networks.landmark_warp import new_mouth_opening_mask
 
     torch.manual_seed(0)
     settings = dict(image_size=64, base_channels=8, depth=3, residual_blocks=1, warp_reference=True)
     plain = UNetGenerator(**settings).eval()
-    shaded = UNetGenerator(**settings, mouth_shade=0.85).eval()
+    shaded = UNetGenerator(**settings, mouth_shade=0.85, mouth_shade_height=1.6).eval()
     shaded.load_state_dict(plain.state_dict())
     reference = torch.rand(1, 3, 64, 64) * 2 - 1
     landmarks = template_landmarks(64)
-    opened = open_mouth(landmarks, 0.08)
+    closed = landmarks.clone()
+    closed[:, [65, 66, 67], :] = closed[:, [63, 62, 61], :]  # lower inner lip on the upper one
+    opened = open_mouth(closed, 0.08)
     with torch.no_grad():
-        before, after = plain.generate(reference, opened, landmarks), shaded.generate(reference, opened, landmarks)
-    # (1 − s)·frame + s·black, s = 0.85 × the inner-mouth ellipse 1.3 gaps tall: exactly, and 0 elsewhere.
-    shade = 0.85 * inner_mouth_mask(opened, 64, grow=1.3)
-    assert shade.max() > 0.8 and (shade < 1e-4).float().mean() > 0.8
+        before, after = plain.generate(reference, opened, closed), shaded.generate(reference, opened, closed)
+    # (1 − s)·frame + s·black, s = 0.85 × the inside the closed-mouthed photo does not show.
+    shade = 0.85 * new_mouth_opening_mask(opened, closed, 64, 1.6)
+    assert shade.max() > 0.8
     assert torch.allclose(after.image, before.image - shade * (before.image + 1), atol=1e-5)
+    # A hard edge: nothing beyond the mouth's corners (a soft tail drew a dark line over the cheeks).
+    corners = opened[0, [60, 64], 0] * 64
+    columns = shade[0, 0].amax(dim=0)
+    assert columns[: int(corners.min()) - 1].max() == 0 and columns[int(corners.max()) + 2 :].max() == 0
     # The frame is still mask·generated + (1 − mask)·warp: the full-resolution paste, which reads
     # the generated pixels and the mask, shades the same pixels alike.
-    warped, _ = warp_to_landmarks(reference, landmarks, opened)
+    warped, _ = warp_to_landmarks(reference, closed, opened)
     recomposed = after.mask * after.generated + (1 - after.mask) * warped
     assert torch.allclose(recomposed, after.image, atol=1e-5)
     assert after.generated.min() >= -1 - 1e-6 and after.generated.max() <= 1 + 1e-6
-    # Training never sees it (the U-Net is trained on what it draws), and a closed mouth has no inside.
-    shaded.train(), plain.train()
-    assert torch.allclose(
-        shaded.generate(reference, opened, landmarks).image, plain.generate(reference, opened, landmarks).image
-    )
-    closed = landmarks.clone()
-    closed[:, [65, 66, 67], :] = closed[:, [63, 62, 61], :]
-    shaded.eval(), plain.eval()
+    # What the photo already shows is kept: a photo as open as the target (its teeth) is not shaded.
     with torch.no_grad():
-        assert torch.allclose(
-            shaded.generate(reference, closed, landmarks).image,
-            plain.generate(reference, closed, landmarks).image,
-            atol=1e-3,
+        assert torch.equal(
+            shaded.generate(reference, opened, opened).image, plain.generate(reference, opened, opened).image
         )
+        assert torch.equal(
+            shaded.generate(reference, closed, closed).image, plain.generate(reference, closed, closed).image
+        )
+    # Training never sees it: the U-Net is trained on what it draws.
+    shaded.train(), plain.train()
+    assert torch.equal(
+        shaded.generate(reference, opened, closed).image, plain.generate(reference, opened, closed).image
+    )
 
 
 def test_mouth_shade_out_of_range_is_one_clear_error():

@@ -100,13 +100,13 @@ def warp_to_landmarks(
     return warp_by_field(image, field), field
 
 
-def inner_mouth_mask(landmarks: torch.Tensor, size: int, softness: float = 1.0, grow: float = 1.0) -> torch.Tensor:
+def inner_mouth_mask(landmarks: torch.Tensor, size: int, softness: float = 1.0) -> torch.Tensor:
     """(B, 1, size, size) in [0, 1]: a soft ellipse over the open mouth's inside (between the inner lips).
 
     No warp can make what was hidden behind closed lips, so a warping generator must draw these
     pixels itself; the mask is 0 for a closed mouth and grows with the gap. The ellipse spans the
     inner mouth corners (60, 64) and is as tall as the mean gap of the facing inner-lip points
-    (61-67, 62-66, 63-65), times `grow`, plus `softness` pixels of soft edge.
+    (61-67, 62-66, 63-65), plus `softness` pixels of soft edge.
     """
     points = landmarks.float() * size  # pixels
     right, left = points[:, 60], points[:, 64]
@@ -116,7 +116,7 @@ def inner_mouth_mask(landmarks: torch.Tensor, size: int, softness: float = 1.0, 
     half_width = axis.norm(dim=-1).clamp_min(1.0) / 2  # (B,)
     direction = axis / (2 * half_width[:, None])
     gap = (lower - upper).norm(dim=-1).mean(dim=1)  # (B,)
-    half_height = gap / 2 * grow
+    half_height = gap / 2
     coords = torch.arange(size, device=landmarks.device, dtype=torch.float32) + 0.5
     grid_y, grid_x = torch.meshgrid(coords, coords, indexing="ij")
     dx = grid_x[None] - centre[:, 0, None, None]
@@ -131,3 +131,40 @@ def inner_mouth_mask(landmarks: torch.Tensor, size: int, softness: float = 1.0, 
     mask = torch.sigmoid(inside / max(softness, 1e-3) * 2)
     opened = (gap / 2).clamp(0, 1)  # fades in over the first 2 pixels of gap: a closed mouth has none
     return (mask * opened[:, None, None])[:, None].to(landmarks.dtype)
+
+
+def _inner_lip_gap(points: torch.Tensor) -> torch.Tensor:
+    """(B,) mean distance of the facing inner-lip points (61-67, 62-66, 63-65)."""
+    return (points[:, [67, 66, 65]] - points[:, [61, 62, 63]]).norm(dim=-1).mean(dim=1)
+
+
+def new_mouth_opening_mask(
+    target: torch.Tensor, reference: torch.Tensor, size: int, height: float = 1.0, supersample: int = 4
+) -> torch.Tensor:
+    """(B, 1, size, size) in [0, 1]: the inside of the target's open mouth that the photo does not show.
+
+    A hard ellipse between the target's inner mouth corners (60, 64), `height` inner-lip gaps
+    tall, anti-aliased by `supersample`² sub-pixels (no soft tail: it must not reach the cheeks),
+    fading in over the first 2 pixels of gap, and weighted by the share of the gap that is new:
+    1 - reference gap / target gap: a photo whose mouth is already as open is not darkened.
+    """
+    points = target.float() * size
+    right, left = points[:, 60], points[:, 64]
+    centre = (points[:, [61, 62, 63]].mean(dim=1) + points[:, [67, 66, 65]].mean(dim=1)) / 2
+    axis = left - right
+    half_width = axis.norm(dim=-1).clamp_min(1.0) / 2
+    direction = axis / (2 * half_width[:, None])
+    gap = _inner_lip_gap(points)
+    half_height = (gap * height / 2).clamp_min(1e-3)
+    fine = size * supersample
+    coords = (torch.arange(fine, device=target.device, dtype=torch.float32) + 0.5) / supersample
+    grid_y, grid_x = torch.meshgrid(coords, coords, indexing="ij")
+    dx = grid_x[None] - centre[:, 0, None, None]
+    dy = grid_y[None] - centre[:, 1, None, None]
+    along = dx * direction[:, 0, None, None] + dy * direction[:, 1, None, None]
+    across = -dx * direction[:, 1, None, None] + dy * direction[:, 0, None, None]
+    inside = ((along / half_width[:, None, None]) ** 2 + (across / half_height[:, None, None]) ** 2 <= 1).float()
+    coverage = torch.nn.functional.avg_pool2d(inside[:, None], supersample)
+    opened = (gap / 2).clamp(0, 1)
+    new = (1 - _inner_lip_gap(reference.float() * size) / gap.clamp_min(1e-6)).clamp(0, 1)
+    return (coverage * (opened * new)[:, None, None, None]).to(target.dtype)

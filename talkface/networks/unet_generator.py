@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from talkface.networks.landmark_images import LandmarkRenderer
-from talkface.networks.landmark_warp import inner_mouth_mask, warp_to_landmarks
+from talkface.networks.landmark_warp import inner_mouth_mask, new_mouth_opening_mask, warp_to_landmarks
 
 NORMS = ("instance", "batch", "none")
 MASK_FLOOR = 0.1  # a warping generator's mask below this counts as 0 at inference
@@ -110,7 +110,7 @@ class UNetGenerator(nn.Module):
         warp_reference: bool = False,
         warp_sigma: float = 0.1,
         mouth_shade: float = 0.0,
-        mouth_shade_height: float = 1.3,
+        mouth_shade_height: float = 1.6,
     ):
         super().__init__()
         if not 0.0 <= mouth_shade <= 1.0:
@@ -224,21 +224,22 @@ class UNetGenerator(nn.Module):
             mouth = inner_mouth_mask(target_landmarks, size).to(mask.dtype)
             mask = 1 - (1 - mask) * (1 - mouth)
             if self.mouth_shade > 0 and not self.training:
-                generated, mask = self._shade_mouth(generated, mask, target_landmarks)
+                generated, mask = self._shade_mouth(generated, mask, target_landmarks, reference_landmarks)
         return GeneratorOutput(mask * generated + (1 - mask) * base, generated, mask, field)
 
     def _shade_mouth(
-        self, generated: torch.Tensor, mask: torch.Tensor, target_landmarks: torch.Tensor
+        self, generated: torch.Tensor, mask: torch.Tensor, target: torch.Tensor, reference: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Darken the open mouth's inside towards black, folded into (generated, mask).
 
         Trained with L1 on few pixels, the U-Net draws the inside of a slightly open mouth as a
         light blur that dlib (and a viewer) reads as closed lips. The frame becomes
-        `(1 - s) * frame + s * black` with s = mouth_shade × a soft ellipse between the inner
-        lips (`mouth_shade_height` times the gap tall); written as a new mask and new generated
-        pixels, so the full-resolution paste (which reads those two) shades exactly alike.
+        `(1 - s) * frame + s * black` with s = mouth_shade × the newly opened inside
+        (`new_mouth_opening_mask`: `mouth_shade_height` gaps tall, weighted by the share of the
+        gap the photo does not already show); written as a new mask and new generated pixels, so
+        the full-resolution paste (which reads those two) shades exactly alike.
         """
-        shade = self.mouth_shade * inner_mouth_mask(target_landmarks, self.image_size, grow=self.mouth_shade_height)
+        shade = self.mouth_shade * new_mouth_opening_mask(target, reference, self.image_size, self.mouth_shade_height)
         shade = shade.to(mask.dtype)
         kept = (1 - shade) * mask  # the generated pixels' share of the frame
         shaded_mask = kept + shade
