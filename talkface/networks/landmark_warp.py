@@ -156,15 +156,22 @@ def new_mouth_opening_mask(
     direction = axis / (2 * half_width[:, None])
     gap = _inner_lip_gap(points)
     half_height = (gap * height / 2).clamp_min(1e-3)
-    fine = size * supersample
-    coords = (torch.arange(fine, device=target.device, dtype=torch.float32) + 0.5) / supersample
-    grid_y, grid_x = torch.meshgrid(coords, coords, indexing="ij")
-    dx = grid_x[None] - centre[:, 0, None, None]
-    dy = grid_y[None] - centre[:, 1, None, None]
-    along = dx * direction[:, 0, None, None] + dy * direction[:, 1, None, None]
-    across = -dx * direction[:, 1, None, None] + dy * direction[:, 0, None, None]
-    inside = ((along / half_width[:, None, None]) ** 2 + (across / half_height[:, None, None]) ** 2 <= 1).float()
-    coverage = torch.nn.functional.avg_pool2d(inside[:, None], supersample)
     opened = (gap / 2).clamp(0, 1)
     new = (1 - _inner_lip_gap(reference.float() * size) / gap.clamp_min(1e-6)).clamp(0, 1)
-    return (coverage * (opened * new)[:, None, None, None]).to(target.dtype)
+    weight = opened * new
+    coverage = torch.zeros(len(points), 1, size, size, device=target.device)
+    for index in torch.nonzero(weight > 0).flatten().tolist():  # only around open mouths: ~30x cheaper
+        reach = float(torch.maximum(half_width[index], half_height[index])) + 2
+        cx, cy = centre[index].tolist()
+        x0, x1 = max(int(cx - reach), 0), min(int(cx + reach) + 1, size)
+        y0, y1 = max(int(cy - reach), 0), min(int(cy + reach) + 1, size)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        xs = (torch.arange(x0 * supersample, x1 * supersample, device=target.device) + 0.5) / supersample
+        ys = (torch.arange(y0 * supersample, y1 * supersample, device=target.device) + 0.5) / supersample
+        grid_y, grid_x = torch.meshgrid(ys - cy, xs - cx, indexing="ij")
+        (ux, uy) = direction[index].tolist()
+        along, across = grid_x * ux + grid_y * uy, -grid_x * uy + grid_y * ux
+        inside = ((along / half_width[index]) ** 2 + (across / half_height[index]) ** 2 <= 1).float()
+        coverage[index, 0, y0:y1, x0:x1] = torch.nn.functional.avg_pool2d(inside[None], supersample)[0]
+    return (coverage * weight[:, None, None, None]).to(target.dtype)
