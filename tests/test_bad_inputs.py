@@ -809,9 +809,10 @@ def test_ctrl_c_during_start_up_is_one_line(workspace: Workspace):
     time.sleep(1.0)  # importing torch, loading the models
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
-    # A shell reads both as 130. CPython 3.11 ends the process by SIGINT, after our handler and
-    # its clean-up have run, when the interrupt landed inside an `exec` of source text
-    # (dataclasses and namedtuple build methods that way while torch is being imported).
+    # A shell reads both as 130. Under `python -m`, CPython 3.11 ends the process by SIGINT, after
+    # our handler and its clean-up have run, when the interrupt landed inside an `exec` of source
+    # text (dataclasses and namedtuple build methods that way while torch is being imported); the
+    # `talkface` console script exits 130 either way.
     assert process.returncode in (130, -signal.SIGINT), err
     assert err.strip().splitlines() == ["talkface generate: interrupted; nothing was left half-written"]
     assert not (root / "talking.mp4").exists() and not _partials(root)
