@@ -108,14 +108,7 @@ def inner_mouth_mask(landmarks: torch.Tensor, size: int, softness: float = 1.0) 
     inner mouth corners (60, 64) and is as tall as the mean gap of the facing inner-lip points
     (61-67, 62-66, 63-65), plus `softness` pixels of soft edge.
     """
-    points = landmarks.float() * size  # pixels
-    right, left = points[:, 60], points[:, 64]
-    upper, lower = points[:, [61, 62, 63]], points[:, [67, 66, 65]]
-    centre = (upper.mean(dim=1) + lower.mean(dim=1)) / 2  # (B, 2)
-    axis = left - right
-    half_width = axis.norm(dim=-1).clamp_min(1.0) / 2  # (B,)
-    direction = axis / (2 * half_width[:, None])
-    gap = (lower - upper).norm(dim=-1).mean(dim=1)  # (B,)
+    centre, direction, half_width, gap = _mouth_ellipse(landmarks.float() * size)
     half_height = gap / 2
     coords = torch.arange(size, device=landmarks.device, dtype=torch.float32) + 0.5
     grid_y, grid_x = torch.meshgrid(coords, coords, indexing="ij")
@@ -133,9 +126,17 @@ def inner_mouth_mask(landmarks: torch.Tensor, size: int, softness: float = 1.0) 
     return (mask * opened[:, None, None])[:, None].to(landmarks.dtype)
 
 
-def _inner_lip_gap(points: torch.Tensor) -> torch.Tensor:
-    """(B,) mean distance of the facing inner-lip points (61-67, 62-66, 63-65)."""
-    return (points[:, [67, 66, 65]] - points[:, [61, 62, 63]]).norm(dim=-1).mean(dim=1)
+def _mouth_ellipse(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The open mouth's ellipse from (B, 68, 2) pixel points: centre (B, 2), unit direction of the
+    inner mouth corners 60 → 64 (B, 2), half width (B,), and the mean gap of the facing inner-lip
+    points 61-67, 62-66, 63-65 (B,)."""
+    upper, lower = points[:, [61, 62, 63]], points[:, [67, 66, 65]]
+    centre = (upper.mean(dim=1) + lower.mean(dim=1)) / 2
+    axis = points[:, 64] - points[:, 60]
+    half_width = axis.norm(dim=-1).clamp_min(1.0) / 2
+    direction = axis / (2 * half_width[:, None])
+    gap = (lower - upper).norm(dim=-1).mean(dim=1)
+    return centre, direction, half_width, gap
 
 
 def new_mouth_opening_mask(
@@ -148,18 +149,13 @@ def new_mouth_opening_mask(
     fading in over the first 2 pixels of gap, and weighted by the share of the gap that is new:
     1 - reference gap / target gap: a photo whose mouth is already as open is not darkened.
     """
-    points = target.float() * size
-    right, left = points[:, 60], points[:, 64]
-    centre = (points[:, [61, 62, 63]].mean(dim=1) + points[:, [67, 66, 65]].mean(dim=1)) / 2
-    axis = left - right
-    half_width = axis.norm(dim=-1).clamp_min(1.0) / 2
-    direction = axis / (2 * half_width[:, None])
-    gap = _inner_lip_gap(points)
+    centre, direction, half_width, gap = _mouth_ellipse(target.float() * size)
+    photo_gap = _mouth_ellipse(reference.float() * size)[3]
     half_height = (gap * height / 2).clamp_min(1e-3)
     opened = (gap / 2).clamp(0, 1)
-    new = (1 - _inner_lip_gap(reference.float() * size) / gap.clamp_min(1e-6)).clamp(0, 1)
+    new = (1 - photo_gap / gap.clamp_min(1e-6)).clamp(0, 1)
     weight = opened * new
-    coverage = torch.zeros(len(points), 1, size, size, device=target.device)
+    coverage = torch.zeros(len(target), 1, size, size, device=target.device)
     for index in torch.nonzero(weight > 0).flatten().tolist():  # only around open mouths: ~30x cheaper
         reach = float(torch.maximum(half_width[index], half_height[index])) + 2
         cx, cy = centre[index].tolist()

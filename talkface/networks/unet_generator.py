@@ -240,7 +240,7 @@ class UNetGenerator(nn.Module):
         the full-resolution paste (which reads those two) shades exactly alike.
         """
         shade = self.mouth_shade * new_mouth_opening_mask(target, reference, self.image_size, self.mouth_shade_height)
-        shade = shade.to(mask.dtype)
+        shade = shade.to(mask.dtype)  # the mask may be half precision where the landmarks are not
         kept = (1 - shade) * mask  # the generated pixels' share of the frame
         shaded_mask = kept + shade
         black = -1.0
