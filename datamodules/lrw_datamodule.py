@@ -107,7 +107,8 @@ class LRWDataModule(L.LightningDataModule):
                 window): a mismatch is an error. Word labels are mapped into one vocabulary:
                 `data_dir`'s words, then each mixed dataset's new words in order (a dataset
                 without words adds none; its samples keep label -1). These folders are never
-                prepared here: run `talkface prepare` for each first.
+                prepared here: run `talkface prepare` for each first. A dataset prepared with
+                `--video-only` (no sound) serves stage 2 only; a model that reads audio refuses it.
         """
         super().__init__()
         check_number("data.batch_size", batch_size, 1, whole=True)
@@ -307,6 +308,7 @@ class LRWDataModule(L.LightningDataModule):
             raise TalkfaceError(
                 f"{data_dir}: split {split!r} was not prepared (available: {', '.join(available) or 'none'})"
             )
+        check_has_sound(data_dir, meta, fields)
         features = meta["features"]
         steps = features["sample_rate"] // features["fps"] // features["hop_length"]
         transform = SampleTransform(
@@ -357,6 +359,21 @@ class LRWDataModule(L.LightningDataModule):
         mouth rest). Under DDP each rank reads its shard."""
         dataset = self._single(0, self.hparams.train_split, train=False)
         return StreamingDataLoader(dataset, batch_size=self.batch_size, num_workers=0)
+
+
+# Fields that mean nothing without the clip's sound: a `--video-only` dataset cannot give them.
+SOUND_FIELDS = ("audio_windows", "phone_windows")
+
+
+def check_has_sound(data_dir: Path, meta: dict, fields: tuple[str, ...]) -> None:
+    """One line when a model that listens is given a dataset prepared without sound (stage 1 would
+    learn that silence moves the mouth)."""
+    needs = [f for f in fields if f in SOUND_FIELDS]
+    if needs and meta.get("audio", True) is False:
+        raise TalkfaceError(
+            f"{data_dir} was prepared with --video-only (no sound), and this model reads {', '.join(needs)}: "
+            "train stage 2 on it, or remove it from data.mix"
+        )
 
 
 # What every mixed dataset must share with `data_dir`: the model's inputs depend on each.

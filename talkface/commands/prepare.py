@@ -44,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CSV with columns file,offset_frames (file as in --identities): recordings whose sound comes late "
         "(positive, as `talkface sync` prints it) or early, moved into step with the picture before features",
     )
+    parser.add_argument(
+        "--video-only",
+        action="store_true",
+        help="prepare the picture only, for stage 2 (e.g. clips without sound): any sound is ignored, "
+        "and stage 1 refuses the dataset",
+    )
     parser.add_argument("--features", default="mel", choices=["mel", "mfcc"], help="audio features")
     parser.add_argument("--n-mels", type=int, default=80)
     parser.add_argument("--context", type=int, default=7, help="video frames of audio context per frame (odd)")
@@ -98,12 +104,15 @@ def run(args: argparse.Namespace) -> int:
         split_ratios=ratios,
         identities=args.identities,
         av_offsets=args.av_offsets,
+        video_only=args.video_only,
         retry_skipped=args.retry_skipped,
         progress=not args.no_progress,
     )
     options["num_nodes"], options["node_rank"] = resolve_nodes(args.num_nodes, args.node_rank, os.environ)
     options["node_timeout"] = args.node_timeout
     PrepareSettings(**options, features=None).check()
+    if args.video_only and args.av_offsets is not None:
+        raise TalkfaceError("--av-offsets moves sound, and --video-only prepares none: give one of them")
     check_feature_options(args.n_mels, args.context)
     check_paths(args.src, args.out)
 

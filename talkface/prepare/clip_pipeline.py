@@ -111,6 +111,7 @@ class PipelineSettings:
     landmark_smoothing: int = 1  # passes of a [1, 2, 1] / 4 filter over time: removes detector jitter
     max_lost_fraction: float = 0.2
     jpeg_quality: int = 95
+    video_only: bool = False  # the sound is ignored: silence and its features are stored (stage-2 data)
 
 
 def process_source(
@@ -122,24 +123,25 @@ def process_source(
     --audio` measures a video against another recording."""
     started = time.perf_counter()
     with CLOCK("decode"):
-        clip = read_video(source.path, with_audio=audio is None)
-    speech = clip.audio if audio is None else np.asarray(audio, np.float32).reshape(-1)
-    if speech is None:
-        # Video-only clips are stage-2 material, but the prepared format has no "has audio" flag
-        # and the DataModule would feed their silence to stage 1 as speech: skip, and say so.
-        raise SkipClip(
-            "no audio stream: video-only clips are not prepared (stage 1 needs the speech; the prepared "
-            "format has no audio-less samples for stage 2 yet)"
-        )
-    speech = in_step(speech, source.audio_offset, settings.features.samples_per_frame)
+        clip = read_video(source.path, with_audio=audio is None and not settings.video_only)
     frames = clip.frames
+    if settings.video_only:
+        speech = np.zeros(len(frames) * settings.features.samples_per_frame, np.float32)
+    else:
+        speech = clip.audio if audio is None else np.asarray(audio, np.float32).reshape(-1)
+        if speech is None:
+            # Stage 1 needs the speech: a dataset of clips without sound is prepared on its own,
+            # marked as such in meta.json, and only stage 2 trains on it.
+            raise SkipClip("no audio stream (prepare video-only clips into their own --out with --video-only)")
+        speech = in_step(speech, source.audio_offset, settings.features.samples_per_frame)
     if len(frames) < settings.min_frames:
         raise SkipClip(f"too short: {len(frames)} frames, at least {settings.min_frames} needed")
-    check_audio_covers_video(
-        len(speech), len(frames), settings.features.samples_per_frame, settings.features.sample_rate
-    )
-    if np.abs(speech).max() < 1e-4:
-        raise SkipClip("silent audio")
+    if not settings.video_only:
+        check_audio_covers_video(
+            len(speech), len(frames), settings.features.samples_per_frame, settings.features.sample_rate
+        )
+        if np.abs(speech).max() < 1e-4:
+            raise SkipClip("silent audio")
 
     with CLOCK("landmarks"):
         track = track_landmarks(frames, extractor, name=source.id)

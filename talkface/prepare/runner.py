@@ -76,7 +76,12 @@ def prepare_dataset(settings: PrepareSettings) -> PrepareReport:
         check_split_folder(out, split)
     window = 0 if layout == "lrw" else settings.window
     stride = settings.stride or window or 1
-    pipeline = PipelineSettings(crop_size=settings.crop_size, features=settings.features, min_frames=max(window, 5))
+    pipeline = PipelineSettings(
+        crop_size=settings.crop_size,
+        features=settings.features,
+        min_frames=max(window, 5),
+        video_only=settings.video_only,
+    )
     nodes, rank = settings.num_nodes, settings.node_rank
     share = node_share(sources, nodes, rank)  # all the sources on one node
     share_ids = None if nodes == 1 else {s.id for s in share}
@@ -358,6 +363,7 @@ def _meta(settings, layout, src, window, stride, vocabulary, packed) -> dict:
         "splits": packed["splits"],
         "pca": packed["pca"],
         "fields": {"light": list(LIGHT_FIELDS), "full": list(LIGHT_FIELDS + FRAME_FIELDS)},
+        "audio": not settings.video_only,  # false: silence stands in for the sound; stage 2 only
     }
 
 
@@ -379,10 +385,12 @@ def _check_same_settings(
     shifted = {s.id: s.audio_offset for s in sources if s.audio_offset}
     if shifted:  # an entry only when used, so folders prepared before --av-offsets existed still match
         wanted["av_offsets"] = dict(sorted(shifted.items()))
+    if settings.video_only:  # likewise
+        wanted["video_only"] = True
     path = out / "work" / "settings.json"
     if path.exists():
         found = json.loads(path.read_text())
-        changed = sorted(k for k in {*wanted, "av_offsets"} if found.get(k) != wanted.get(k))
+        changed = sorted(k for k in {*wanted, "av_offsets", "video_only"} if found.get(k) != wanted.get(k))
         if changed:
             raise TalkfaceError(
                 f"{out} was prepared with other settings ({', '.join(changed)} differ); "

@@ -57,6 +57,7 @@ class PrepareSettings:
     split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)  # grid/folder: by clip name
     identities: Path | None = None  # CSV file,identity,split: every clip to its identity's split
     av_offsets: Path | None = None  # CSV file,offset_frames: recordings whose sound comes late (or early)
+    video_only: bool = False  # picture only (stage-2 data): sound ignored, meta.json says "audio": false
     features: FeatureConfig = field(default_factory=_default_features)
     retry_skipped: bool = False
     progress: bool = True
