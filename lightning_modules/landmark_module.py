@@ -22,6 +22,7 @@ from talkface.checks import check_number
 from talkface.errors import TalkfaceError
 from talkface.metrics import LandmarkDistance, LandmarkVelocityError, WordAccuracy
 from talkface.networks.audio_to_landmarks import AudioToLandmarks
+from talkface.networks.landmark_ensemble import LandmarkEnsemble
 from talkface.networks.mouth_rest import RidgeStatistics
 from talkface.networks.word_detector import WordDetector
 
@@ -55,6 +56,7 @@ class LandmarkModule(L.LightningModule):
         identity_input: bool = True,
         phone_input: bool = False,
         mouth_rest_ridge: float = 0.0,
+        members: int = 1,
         detector_hidden: int = 128,
         detector: str = "joint",
         detector_checkpoint: str | None = None,
@@ -91,6 +93,9 @@ class LandmarkModule(L.LightningModule):
                 training windows of `data.data_dir` with this ridge penalty (in normalised
                 landmark units), and adds it to every prediction (talkface/networks/mouth_rest.py).
                 0 leaves it out.
+            members: stage-1 networks trained side by side from different starting weights, each
+                on its own loss; their mean is the prediction (talkface/networks/landmark_ensemble.py).
+                1: a single network. Training and prediction cost grow with it.
             detector_hidden: width of the word detector (a classifier over landmark sequences).
             detector: "joint" (trained here on true landmarks) or "frozen" (loaded from
                 `detector_checkpoint` and kept fixed).
@@ -113,19 +118,25 @@ class LandmarkModule(L.LightningModule):
         self.save_hyperparameters()
         if detector not in ("joint", "frozen"):
             raise TalkfaceError(f"detector must be 'joint' or 'frozen', got {detector!r}")
-        self.generator = AudioToLandmarks(
-            feature_dim,
-            audio_dim,
-            hidden,
-            layers,
-            temporal,
-            output,
-            pca_components,
-            dropout,
-            identity_input,
-            phone_input,
-            mouth_rest=mouth_rest_ridge > 0,
+        check_number("model.init_args.members", members, 1, whole=True)
+        network = dict(
+            feature_dim=feature_dim,
+            audio_dim=audio_dim,
+            hidden=hidden,
+            layers=layers,
+            temporal=temporal,
+            output=output,
+            pca_components=pca_components,
+            dropout=dropout,
+            identity_input=identity_input,
+            phone_input=phone_input,
         )
+        if members == 1:
+            self.generator = AudioToLandmarks(**network, mouth_rest=mouth_rest_ridge > 0)
+        else:
+            self.generator = LandmarkEnsemble(
+                [AudioToLandmarks(**network) for _ in range(members)], mouth_rest=mouth_rest_ridge > 0
+            )
         if phone_input:
             self.data_fields = type(self).data_fields + ("phone_windows",)
         self.losses = LossComposer(DEFAULT_LOSSES if losses is None else losses)
@@ -197,7 +208,8 @@ class LandmarkModule(L.LightningModule):
         """`output: pca` predicts coefficients of the training landmarks' principal components,
         which preparation computed (meta.json): copy them into the generator's buffer, which
         checkpoints then carry. A basis already there (a resumed run) is kept."""
-        basis = self.generator.pca_components
+        bases = [network.pca_components for network in self.networks]
+        basis = bases[0]
         if basis.abs().sum() > 0:
             return
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -209,7 +221,8 @@ class LandmarkModule(L.LightningModule):
                 f"output: pca needs {wanted} principal components of the training landmarks, and the prepared "
                 f"data has {found}; lower pca_components or use output: displacement"
             )
-        basis.copy_(torch.tensor(pca["components"][:wanted], dtype=basis.dtype))
+        for basis in bases:
+            basis.copy_(torch.tensor(pca["components"][:wanted], dtype=basis.dtype))
 
     def on_train_epoch_end(self) -> None:
         """Fit the mouth rest after the last epoch: this hook runs before the checkpoint callbacks
@@ -266,9 +279,18 @@ class LandmarkModule(L.LightningModule):
         """(B, T, W, D) audio windows + (B, 68, 2) identity [+ (B, T, 5, P) phones] → (B, T, 68, 2) landmarks."""
         return self.generator(audio_windows, identity_landmarks, phone_windows)["landmarks"]
 
-    def run(self, batch: dict, for_metrics: bool = False) -> dict[str, torch.Tensor]:
-        """The generator's outputs plus the detector logits that the losses (or metrics) read."""
-        outputs = self.generator(batch["audio_windows"], batch["identity_landmarks"], batch.get("phone_windows"))
+    @property
+    def networks(self) -> list[AudioToLandmarks]:
+        """The stage-1 networks trained, each on its own loss: the ensemble's members, or the one."""
+        return list(self.generator.members) if isinstance(self.generator, LandmarkEnsemble) else [self.generator]
+
+    def run(
+        self, batch: dict, for_metrics: bool = False, network: torch.nn.Module | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The outputs of `network` (default: the whole generator) plus the detector logits that
+        the losses (or metrics) read."""
+        network = self.generator if network is None else network
+        outputs = network(batch["audio_windows"], batch["identity_landmarks"], batch.get("phone_windows"))
         wanted = set(self.losses.output_fields)
         if for_metrics:
             wanted |= {"word_logits_predicted", "word_logits_true"}
@@ -286,8 +308,11 @@ class LandmarkModule(L.LightningModule):
     def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
         if self.hparams.detector == "frozen":
             self.word_detector.eval()  # keep its batch-norm statistics fixed too
-        outputs = self.run(batch)
-        total, terms = self.losses(outputs, batch, self.global_step)
+        # Each member learns on its own loss (their mean is not trained as one network): the
+        # ensemble's point is that their errors differ. Averaged, a single network is unchanged.
+        results = [self.losses(self.run(batch, network=network), batch, self.global_step) for network in self.networks]
+        total = sum(result[0] for result in results) / len(results)
+        terms = {name: sum(result[1][name] for result in results) / len(results) for name in results[0][1]}
         batch_size = len(batch["landmarks"])
         self.log("train/loss", total, prog_bar=True, batch_size=batch_size)
         for name, value in terms.items():

@@ -5,6 +5,7 @@ temporal model is the only part that looks across frames: an LSTM carries its (h
 chunk to chunk, which gives exactly the one-pass result; convolutional and transformer models get
 `stream_context` frames of input on each side of every frame they emit (exact for convolutions,
 a sliding window for the transformer), so their output lags the input by that many frames.
+An ensemble (talkface/networks/landmark_ensemble.py) streams each member and emits their mean.
 """
 
 from __future__ import annotations
@@ -12,14 +13,19 @@ from __future__ import annotations
 import torch
 
 from talkface.networks.audio_to_landmarks import AudioToLandmarks
+from talkface.networks.landmark_ensemble import LandmarkEnsemble
 
 
 class LandmarkStream:
     """`push(windows)` → landmarks of the frames now final; `finish()` → the rest. Batch of one."""
 
-    def __init__(self, model: AudioToLandmarks, identity_landmarks: torch.Tensor) -> None:
+    def __init__(self, model: AudioToLandmarks | LandmarkEnsemble, identity_landmarks: torch.Tensor) -> None:
         self.model = model
         self.identity = identity_landmarks.reshape(1, 68, 2)
+        self._members = None
+        if isinstance(model, LandmarkEnsemble):  # every member streams alike, so their frames line up
+            self._members = [LandmarkStream(member, identity_landmarks) for member in model.members]
+            model = model.members[0]
         self.context = model.temporal.stream_context
         self._state = None  # LSTM (h, c)
         self._inputs: torch.Tensor | None = None  # convolution/transformer: inputs not yet emitted + left context
@@ -30,6 +36,8 @@ class LandmarkStream:
         """(T, W, D) audio feature windows [+ (T, 5, P) phone windows] → (t, 68, 2) landmarks, t <= T."""
         if len(windows) == 0:
             return torch.zeros(0, 68, 2)
+        if self._members is not None:
+            return self._mean([member.push(windows, phones) for member in self._members])
         _, inputs = self.model.temporal_inputs(windows[None], self.identity, None if phones is None else phones[None])
         if self.context == 0:
             hidden, self._state = self.model.temporal.net(inputs, self._state)
@@ -39,6 +47,8 @@ class LandmarkStream:
 
     @torch.no_grad()
     def finish(self) -> torch.Tensor:
+        if self._members is not None:
+            return self._mean([member.finish() for member in self._members])
         if self.context == 0 or self._inputs is None:
             return torch.zeros(0, 68, 2)
         return self._emit(final=True)
@@ -53,6 +63,10 @@ class LandmarkStream:
         self._inputs = self._inputs[:, keep_from:]
         self._left = stop - keep_from
         return self._decode(hidden)
+
+    def _mean(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        mean = torch.stack(parts).mean(dim=0)
+        return self.model.rest(mean[None], self.identity)[0] if len(mean) else mean
 
     def _decode(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.model.decode(hidden, self.identity)[0]
