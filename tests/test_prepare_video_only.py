@@ -13,6 +13,7 @@ from talkface.errors import TalkfaceError
 from talkface.prepare import PrepareSettings, prepare_dataset
 from tests.helpers.cli import run_cli
 from tests.helpers.media_factory import face_clip
+from tests.helpers.real_data import CORPUS, needs_corpus
 
 STAGE_TWO_FIELDS = ["id", "frames", "landmarks", "reference_frame", "reference_landmarks", "audio"]
 
@@ -80,3 +81,19 @@ def test_video_only_with_av_offsets_is_one_line(tmp_path, silent_clips):
         "talkface prepare: error: --av-offsets moves sound, and --video-only prepares none: give one of them"
     ]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+@needs_corpus()
+def test_the_corpus_clips_without_sound_are_all_prepared(tmp_path):
+    report = prepare_dataset(
+        PrepareSettings(
+            src=CORPUS / "silent",
+            out=tmp_path / "silent",
+            layout="folder",
+            identities=CORPUS / "identities.csv",
+            video_only=True,
+            progress=False,
+        )
+    )
+    assert report.skipped == [] and report.samples == {"train": 151}
