@@ -235,8 +235,3 @@ def test_the_corpus_recipe_names_both_datasets_with_their_weights():
     assert data.data_dirs == [Path("data/corpus/speakers"), Path("data/corpus/grid_s1")]
     assert data.weights == [0.5, 0.5]
 
-
-def test_the_generator_recipe_adds_the_clips_without_sound():
-    data = LRWDataModule(**load_composed("configs/generator/real.yaml")["data"])
-    assert data.data_dirs == [Path("data/corpus/speakers"), Path("data/corpus/grid_s1"), Path("data/corpus/silent")]
-    assert data.weights == pytest.approx([0.45, 0.25, 0.3])
