@@ -93,9 +93,10 @@ class LandmarkModule(L.LightningModule):
                 training windows of `data.data_dir` with this ridge penalty (in normalised
                 landmark units), and adds it to every prediction (talkface/networks/mouth_rest.py).
                 0 leaves it out.
-            members: stage-1 networks trained side by side from different starting weights, each
-                on its own loss; their mean is the prediction (talkface/networks/landmark_ensemble.py).
-                1: a single network. Training and prediction cost grow with it.
+            members: 1 (train one network), or the number of separately trained stage-1 runs that
+                `talkface export A.ckpt B.ckpt ... --out` combined into one model whose prediction
+                is their mean (talkface/networks/landmark_ensemble.py); such a model is not trained
+                further.
             detector_hidden: width of the word detector (a classifier over landmark sequences).
             detector: "joint" (trained here on true landmarks) or "frozen" (loaded from
                 `detector_checkpoint` and kept fixed).
@@ -130,13 +131,12 @@ class LandmarkModule(L.LightningModule):
             dropout=dropout,
             identity_input=identity_input,
             phone_input=phone_input,
+            mouth_rest=mouth_rest_ridge > 0,
         )
         if members == 1:
-            self.generator = AudioToLandmarks(**network, mouth_rest=mouth_rest_ridge > 0)
+            self.generator = AudioToLandmarks(**network)
         else:
-            self.generator = LandmarkEnsemble(
-                [AudioToLandmarks(**network) for _ in range(members)], mouth_rest=mouth_rest_ridge > 0
-            )
+            self.generator = LandmarkEnsemble([AudioToLandmarks(**network) for _ in range(members)])
         if phone_input:
             self.data_fields = type(self).data_fields + ("phone_windows",)
         self.losses = LossComposer(DEFAULT_LOSSES if losses is None else losses)
@@ -198,6 +198,11 @@ class LandmarkModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         """The DataModule may load other fields than `data_fields` (its `fields` option): the
         loss terms must still find theirs (validation computes the loss too)."""
+        if stage == "fit" and self.hparams.members > 1:
+            raise TalkfaceError(
+                f"this stage 1 is an ensemble of {self.hparams.members} runs (members), combined by `talkface export`: "
+                "train each member on its own (members: 1) and combine them again"
+            )
         fields = getattr(getattr(self.trainer, "datamodule", None), "fields", None)
         if fields and stage in ("fit", "validate"):
             self.losses.check_contract("the DataModule (data.fields)", fields, self.output_fields)
@@ -208,8 +213,7 @@ class LandmarkModule(L.LightningModule):
         """`output: pca` predicts coefficients of the training landmarks' principal components,
         which preparation computed (meta.json): copy them into the generator's buffer, which
         checkpoints then carry. A basis already there (a resumed run) is kept."""
-        bases = [network.pca_components for network in self.networks]
-        basis = bases[0]
+        basis = self.generator.pca_components
         if basis.abs().sum() > 0:
             return
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -221,8 +225,7 @@ class LandmarkModule(L.LightningModule):
                 f"output: pca needs {wanted} principal components of the training landmarks, and the prepared "
                 f"data has {found}; lower pca_components or use output: displacement"
             )
-        for basis in bases:
-            basis.copy_(torch.tensor(pca["components"][:wanted], dtype=basis.dtype))
+        basis.copy_(torch.tensor(pca["components"][:wanted], dtype=basis.dtype))
 
     def on_train_epoch_end(self) -> None:
         """Fit the mouth rest after the last epoch: this hook runs before the checkpoint callbacks
@@ -279,18 +282,9 @@ class LandmarkModule(L.LightningModule):
         """(B, T, W, D) audio windows + (B, 68, 2) identity [+ (B, T, 5, P) phones] → (B, T, 68, 2) landmarks."""
         return self.generator(audio_windows, identity_landmarks, phone_windows)["landmarks"]
 
-    @property
-    def networks(self) -> list[AudioToLandmarks]:
-        """The stage-1 networks trained, each on its own loss: the ensemble's members, or the one."""
-        return list(self.generator.members) if isinstance(self.generator, LandmarkEnsemble) else [self.generator]
-
-    def run(
-        self, batch: dict, for_metrics: bool = False, network: torch.nn.Module | None = None
-    ) -> dict[str, torch.Tensor]:
-        """The outputs of `network` (default: the whole generator) plus the detector logits that
-        the losses (or metrics) read."""
-        network = self.generator if network is None else network
-        outputs = network(batch["audio_windows"], batch["identity_landmarks"], batch.get("phone_windows"))
+    def run(self, batch: dict, for_metrics: bool = False) -> dict[str, torch.Tensor]:
+        """The generator's outputs plus the detector logits that the losses (or metrics) read."""
+        outputs = self.generator(batch["audio_windows"], batch["identity_landmarks"], batch.get("phone_windows"))
         wanted = set(self.losses.output_fields)
         if for_metrics:
             wanted |= {"word_logits_predicted", "word_logits_true"}
@@ -308,11 +302,8 @@ class LandmarkModule(L.LightningModule):
     def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
         if self.hparams.detector == "frozen":
             self.word_detector.eval()  # keep its batch-norm statistics fixed too
-        # Each member learns on its own loss (their mean is not trained as one network): the
-        # ensemble's point is that their errors differ. Averaged, a single network is unchanged.
-        results = [self.losses(self.run(batch, network=network), batch, self.global_step) for network in self.networks]
-        total = sum(result[0] for result in results) / len(results)
-        terms = {name: sum(result[1][name] for result in results) / len(results) for name in results[0][1]}
+        outputs = self.run(batch)
+        total, terms = self.losses(outputs, batch, self.global_step)
         batch_size = len(batch["landmarks"])
         self.log("train/loss", total, prog_bar=True, batch_size=batch_size)
         for name, value in terms.items():

@@ -234,4 +234,3 @@ def test_the_corpus_recipe_names_both_datasets_with_their_weights():
     data = LRWDataModule(**load_composed("configs/data/corpus.yaml")["data"])
     assert data.data_dirs == [Path("data/corpus/speakers"), Path("data/corpus/grid_s1")]
     assert data.weights == [0.5, 0.5]
-

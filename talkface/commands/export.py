@@ -13,6 +13,7 @@ discriminator), the model's arguments and the data facts (audio features, crop s
 example:
   talkface export runs/landmark_sample/lightning_logs/version_0/checkpoints/last.ckpt --out landmark.safetensors
   talkface export generator.ckpt --out generator.safetensors --fp16
+  talkface export seed0.ckpt seed1.ckpt seed2.ckpt --out landmark.safetensors --fp16   # a stage-1 ensemble
 """
 
 
@@ -20,7 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
-        "checkpoint", type=Path, metavar="CKPT", help="a stage-1 or stage-2 .ckpt (or a release to re-export)"
+        "checkpoint",
+        type=Path,
+        nargs="+",
+        metavar="CKPT",
+        help="a stage-1 or stage-2 .ckpt (or a release to re-export); several stage-1 runs of one recipe "
+        "(e.g. seeds) make one ensemble model that predicts their mean",
     )
     parser.add_argument(
         "--out", type=Path, required=True, metavar="MODEL.safetensors", help="the file to write (atomically)"
@@ -33,13 +39,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from talkface.generation.release import export_model
+    from talkface.generation.release import export_ensemble, export_model
 
-    out, stage, tensors = export_model(args.checkpoint, args.out, fp16=args.fp16)
+    sources = args.checkpoint
+    if len(sources) == 1:
+        out, stage, tensors = export_model(sources[0], args.out, fp16=args.fp16)
+        what = stage
+    else:
+        out, stage, tensors = export_ensemble(sources, args.out, fp16=args.fp16)
+        what = f"{stage}, an ensemble of {len(sources)}"
     size = out.stat().st_size / 1e6
-    before = args.checkpoint.stat().st_size / 1e6
+    before = sum(source.stat().st_size for source in sources) / 1e6
+    named = sources[0] if len(sources) == 1 else f"the {len(sources)} checkpoints are"
     print(
-        f"talkface export: wrote {out} ({stage}, {tensors} tensors, {'float16' if args.fp16 else 'float32'}, "
-        f"{size:.1f} MB; {args.checkpoint} is {before:.1f} MB)"
+        f"talkface export: wrote {out} ({what}, {tensors} tensors, {'float16' if args.fp16 else 'float32'}, "
+        f"{size:.1f} MB; {named}{' is' if len(sources) == 1 else ''} {before:.1f} MB)"
     )
     return 0

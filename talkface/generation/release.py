@@ -157,6 +157,57 @@ def export_model(source: str | Path, out: str | Path, fp16: bool = False) -> tup
     # Imported here: checkpoints.py reads releases with this module.
     from talkface.generation.checkpoints import inference_init_args, load_model
 
+    out = _check_out(out)
+    loaded = load_model(source, option="")
+    stage = type(loaded.model).__name__
+    weights = release_weights(stage, loaded.model.state_dict())
+    write_release(out, stage, inference_init_args(loaded.model), loaded.facts, weights, fp16=fp16, source=loaded.source)
+    return out, stage, len(weights)
+
+
+def export_ensemble(sources: list[str | Path], out: str | Path, fp16: bool = False) -> tuple[Path, str, int]:
+    """Combine separately trained stage-1 runs of one recipe (e.g. seeds) into one release whose
+    prediction is their mean (talkface/networks/landmark_ensemble.py). Each member keeps its own
+    weights and mouth rest; the word detector is the first run's. The runs must agree on every
+    model argument and on the data facts. Returns (the file, the stage's class name, tensors)."""
+    from lightning_modules import LandmarkModule
+    from talkface.generation.checkpoints import inference_init_args, load_model
+
+    out = _check_out(out)
+    loaded = [load_model(source, option="") for source in sources]
+    first = loaded[0]
+    for source, model in zip(sources, loaded, strict=True):
+        if type(model.model) is not LandmarkModule:
+            raise TalkfaceError(f"{source}: only stage-1 (LandmarkModule) runs combine into an ensemble")
+        if model.model.hparams.members != 1:
+            raise TalkfaceError(f"{source}: already an ensemble of {model.model.hparams.members}; combine single runs")
+    init_args = inference_init_args(first.model)
+    for source, model in zip(sources[1:], loaded[1:], strict=True):
+        other = inference_init_args(model.model)
+        differ = sorted(key for key in init_args.keys() | other.keys() if init_args.get(key) != other.get(key))
+        if differ:
+            raise TalkfaceError(f"{source} and {sources[0]} differ in {', '.join(differ)}: combine runs of one recipe")
+        if model.facts != first.facts:
+            raise TalkfaceError(
+                f"{source} and {sources[0]} were trained on data with other facts (features, vocabulary)"
+            )
+    init_args["members"] = len(loaded)
+    weights = {
+        f"generator.members.{index}.{key}": value
+        for index, model in enumerate(loaded)
+        for key, value in model.model.generator.state_dict().items()
+    }
+    weights |= {f"word_detector.{key}": value for key, value in first.model.word_detector.state_dict().items()}
+    ensemble = LandmarkModule(**init_args)  # what loading will build: the weights must fit it exactly
+    needed = release_weights("LandmarkModule", ensemble.state_dict())
+    if needed.keys() != weights.keys() or any(needed[k].shape != weights[k].shape for k in needed):
+        raise TalkfaceError(f"the runs' weights do not make a {len(loaded)}-member ensemble of their recipe")
+    source = {"members": [model.source for model in loaded]}
+    write_release(out, "LandmarkModule", init_args, first.facts, weights, fp16=fp16, source=source)
+    return out, "LandmarkModule", len(weights)
+
+
+def _check_out(out: str | Path) -> Path:
     out = Path(out)
     if out.suffix.lower() != RELEASE_SUFFIX:
         raise TalkfaceError(
@@ -164,11 +215,7 @@ def export_model(source: str | Path, out: str | Path, fp16: bool = False) -> tup
         )
     if out.is_dir():
         raise TalkfaceError(f"--out {out} is a folder; give a file name ending in {RELEASE_SUFFIX}")
-    loaded = load_model(source, option="")
-    stage = type(loaded.model).__name__
-    weights = release_weights(stage, loaded.model.state_dict())
-    write_release(out, stage, inference_init_args(loaded.model), loaded.facts, weights, fp16=fp16, source=loaded.source)
-    return out, stage, len(weights)
+    return out
 
 
 def _json(value, what: str) -> str:

@@ -64,9 +64,9 @@ class LandmarkStream:
         self._left = stop - keep_from
         return self._decode(hidden)
 
-    def _mean(self, parts: list[torch.Tensor]) -> torch.Tensor:
-        mean = torch.stack(parts).mean(dim=0)
-        return self.model.rest(mean[None], self.identity)[0] if len(mean) else mean
+    @staticmethod
+    def _mean(parts: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack(parts).mean(dim=0)
 
     def _decode(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.model.decode(hidden, self.identity)[0]
