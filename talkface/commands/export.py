@@ -50,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
         what = f"{stage}, an ensemble of {len(sources)}"
     size = out.stat().st_size / 1e6
     before = sum(source.stat().st_size for source in sources) / 1e6
-    named = sources[0] if len(sources) == 1 else f"the {len(sources)} checkpoints are"
+    inputs = f"{sources[0]} is" if len(sources) == 1 else f"the {len(sources)} checkpoints are"
     print(
         f"talkface export: wrote {out} ({what}, {tensors} tensors, {'float16' if args.fp16 else 'float32'}, "
-        f"{size:.1f} MB; {named}{' is' if len(sources) == 1 else ''} {before:.1f} MB)"
+        f"{size:.1f} MB; {inputs} {before:.1f} MB)"
     )
     return 0

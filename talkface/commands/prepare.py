@@ -111,8 +111,6 @@ def run(args: argparse.Namespace) -> int:
     options["num_nodes"], options["node_rank"] = resolve_nodes(args.num_nodes, args.node_rank, os.environ)
     options["node_timeout"] = args.node_timeout
     PrepareSettings(**options, features=None).check()
-    if args.video_only and args.av_offsets is not None:
-        raise TalkfaceError("--av-offsets moves sound, and --video-only prepares none: give one of them")
     check_feature_options(args.n_mels, args.context)
     check_paths(args.src, args.out)
 

@@ -134,7 +134,7 @@ def stage_of(checkpoint: dict) -> type | None:
         if class_path.endswith(cls.__name__):
             return cls
     keys = checkpoint["state_dict"].keys()
-    if any(k.startswith(("generator.audio_encoder.", "generator.members.0.audio_encoder.")) for k in keys):
+    if any(k.startswith("generator.audio_encoder.") for k in keys):
         return LandmarkModule
     if any(k.startswith("discriminator.") for k in keys):
         return FaceGenModule

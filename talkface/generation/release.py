@@ -171,7 +171,7 @@ def export_ensemble(sources: list[str | Path], out: str | Path, fp16: bool = Fal
     weights and mouth rest; the word detector is the first run's. The runs must agree on every
     model argument and on the data facts. Returns (the file, the stage's class name, tensors)."""
     from lightning_modules import LandmarkModule
-    from talkface.generation.checkpoints import inference_init_args, load_model
+    from talkface.generation.checkpoints import _load_weights, inference_init_args, load_model
 
     out = _check_out(out)
     loaded = [load_model(source, option="") for source in sources]
@@ -198,10 +198,8 @@ def export_ensemble(sources: list[str | Path], out: str | Path, fp16: bool = Fal
         for key, value in model.model.generator.state_dict().items()
     }
     weights |= {f"word_detector.{key}": value for key, value in first.model.word_detector.state_dict().items()}
-    ensemble = LandmarkModule(**init_args)  # what loading will build: the weights must fit it exactly
-    needed = release_weights("LandmarkModule", ensemble.state_dict())
-    if needed.keys() != weights.keys() or any(needed[k].shape != weights[k].shape for k in needed):
-        raise TalkfaceError(f"the runs' weights do not make a {len(loaded)}-member ensemble of their recipe")
+    # What loading will build, loaded as loading does: what is written is known to load.
+    _load_weights(LandmarkModule(**init_args), weights, RELEASE_WEIGHTS["LandmarkModule"], f"--out {out}")
     source = {"members": [model.source for model in loaded]}
     write_release(out, "LandmarkModule", init_args, first.facts, weights, fp16=fp16, source=source)
     return out, "LandmarkModule", len(weights)

@@ -29,11 +29,6 @@ class LandmarkEnsemble(nn.Module):
     def phone_input(self) -> bool:
         return self.members[0].phone_input
 
-    @property
-    def mouth_rest(self) -> None:
-        """Each member carries its own; the ensemble fits none."""
-        return None
-
     def forward(
         self, audio_windows: torch.Tensor, identity_landmarks: torch.Tensor, phone_windows: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:

@@ -89,6 +89,8 @@ class PrepareSettings:
         check_nodes(self.num_nodes, self.node_rank)
         if not self.node_timeout > 0:
             raise TalkfaceError(f"--node-timeout must be a positive number of seconds, got {self.node_timeout}")
+        if self.video_only and self.av_offsets is not None:
+            raise TalkfaceError("--av-offsets moves sound, and --video-only prepares none: give one of them")
         self.identity_table()  # a missing or garbled table is one line now, before any clip is read
         self.offset_table()
 
