@@ -16,6 +16,7 @@ from talkface.outputs import check_creatable
 FEATHER_RANGE = (0.0, 0.5)  # of the crop's side: 0.5 blends from the centre out
 MAX_SIDE_RANGE = (64, 16384)  # below 64 px no face is found; above, a photo is only slower
 DEVICE_PATTERN = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+PRECISIONS = ("auto", "fp32", "bf16")  # of stage 2's convolutions in generation (talkface.generation.precision)
 
 
 def check_output_file(out: Path, inputs: dict[str, str | Path], suffix: str, option: str = "--out") -> None:

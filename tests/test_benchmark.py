@@ -80,6 +80,14 @@ def test_results_from_before_the_first_frame_figure_still_report():
     assert "| – | – |" in format_report(old)
 
 
+def test_generation_rows_say_what_stage_2_ran_in():
+    """A run records its precision; one from before that was recorded was float32."""
+    data = results(350, 900, 400, 100, 45, (1000, 1100))
+    data["generation"]["128px"]["10s"]["precision"] = "bf16"
+    rows = [line for line in format_report(data).splitlines() if line.startswith("| 128px crop")]
+    assert rows[0].endswith("| bf16 |") and rows[1].endswith("| fp32 |")
+
+
 def test_report_prints_every_table_and_marks_misses():
     text = format_report(results(250, 900, 400, 100, 30, (1000, 1100)))
     for heading in ("| preparation |", "| training |", "| generation (audio file → mp4) |", "| target |"):
@@ -104,4 +112,5 @@ def test_quick_benchmark_runs_and_writes_json(tmp_path):
     runs = data["generation"]["128px"]
     assert all(run["frames"] > 0 and run["peak_rss_mib"] > 0 for run in runs.values())
     assert all(0 < run["first_frame_after_load_seconds"] < run["first_frame_seconds"] for run in runs.values())
+    assert all(run["precision"] in ("fp32", "bf16") for run in runs.values())
     assert "| target |" in result.stdout

@@ -36,7 +36,8 @@ print(json.dumps({"frames": r.frames, "audio_seconds": r.audio_seconds, "seconds
                   "frames_per_second": r.fps, "realtime_factor": r.realtime_factor,
                   "first_frame_seconds": r.first_frame_seconds, "size": r.size,
                   "peak_rss_mib": peak_mib(), "load_seconds": r.load_seconds,
-                  "first_frame_after_load_seconds": r.first_frame_after_load_seconds}))
+                  "first_frame_after_load_seconds": r.first_frame_after_load_seconds,
+                  "precision": r.precision}))
 """
 
 

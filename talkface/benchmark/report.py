@@ -121,15 +121,16 @@ def format_report(results: dict) -> str:
     if runs:
         lines += [
             "| generation (audio file → mp4) | frames | frames/s | real-time factor | first frame (s) "
-            "| loading (s) | first frame after loading (s) | peak RSS (MiB) |",
-            "|---|---|---|---|---|---|---|---|",
+            "| loading (s) | first frame after loading (s) | peak RSS (MiB) | stage 2 in |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         runs += [("released models", length, run) for length, run in generation.get("released", {}).items()]
         for what, length, run in runs:
             lines.append(
                 f"| {what}, {length} of audio | {run['frames']} | {run['frames_per_second']:.1f} | "
                 f"{run['realtime_factor']:.2f} | {run['first_frame_seconds']:.2f} | {_seconds(run, 'load_seconds')} | "
-                f"{_seconds(run, 'first_frame_after_load_seconds')} | {run['peak_rss_mib']:.0f} |"
+                f"{_seconds(run, 'first_frame_after_load_seconds')} | {run['peak_rss_mib']:.0f} | "
+                f"{run.get('precision', 'fp32')} |"  # runs before precision was recorded were fp32
             )
         lines.append("")
     checks = targets(results)

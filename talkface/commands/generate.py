@@ -8,6 +8,7 @@ from pathlib import Path
 
 from talkface.checks import (
     MAX_SIDE_RANGE,
+    PRECISIONS,
     check_device_available,
     check_device_name,
     check_feather,
@@ -50,6 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"shrink larger photos to this many pixels on the long side, {MAX_SIDE_RANGE[0]} to {MAX_SIDE_RANGE[1]} (default 1024)",
     )
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, mps")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="what stage 2's convolutions run in: bf16 takes about half the time where the hardware has it "
+        "(AVX512-BF16 or AMX CPUs, recent GPUs) and moves pixels by about 1 of 255 levels; "
+        "auto (default) uses it there, fp32 elsewhere",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -95,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         max_side=args.max_side,
         device=args.device,
+        precision=args.precision,
         progress=not args.quiet,
     )
     for note in result.notes:
@@ -102,6 +112,6 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"talkface generate: wrote {result.path} ({result.frames} frames, {result.audio_seconds:.2f} s of audio, "
         f"{result.size[0]}x{result.size[1]}) in {result.seconds:.1f} s ({result.fps:.1f} frames/s, "
-        f"{result.realtime_factor:.2f}x real time)"
+        f"{result.realtime_factor:.2f}x real time{', stage 2 in bf16' if result.precision == 'bf16' else ''})"
     )
     return 0

@@ -33,6 +33,7 @@ from talkface.faces.paste import FacePaster
 from talkface.faces.warp_paste import WarpPaster
 from talkface.generation.checkpoints import LoadedModel, feature_config, load_stage
 from talkface.generation.face_input import FaceInput, load_face
+from talkface.generation.precision import body_dtype, for_generation
 from talkface.media.audio_stream import probe_audio, stream_audio
 from talkface.media.mp4_writer import Mp4Writer
 from talkface.networks.landmark_stream import LandmarkStream
@@ -55,6 +56,7 @@ class GenerationResult:
     size: tuple[int, int]  # width, height
     notes: list[str] = field(default_factory=list)
     load_seconds: float = 0.0  # of `seconds`, loading the checkpoints and the face landmark model
+    precision: str = "fp32"  # what stage 2's convolutions ran in: fp32 or bf16
 
     @property
     def first_frame_after_load_seconds(self) -> float:
@@ -85,6 +87,7 @@ def generate(
     chunk_seconds: float = 2.0,
     render_batch: int = 8,
     device: str = "cpu",
+    precision: str = "auto",
     progress: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> GenerationResult:
@@ -95,15 +98,20 @@ def generate(
     With `paste_back` (default) the frames are the whole photo with the generated face blended in
     through a feathered edge of `feather` × crop size; without, the aligned face crop itself.
     `on_progress(done, total)` is called after every encoded frame (a web page's progress bar).
+    `precision` (auto, fp32, bf16): what stage 2's convolutions run in; auto takes bf16 where the
+    device has it natively (`talkface.generation.precision`).
     """
     started = time.perf_counter()
     check_feather(feather, "feather")
     check_max_side(max_side, "max_side")
     check_device_name(str(device), "device")
+    torch_device = torch.device(device)
+    dtype = body_dtype(precision, torch_device)
     summary = check_audio(audio)
     loading = time.perf_counter()
     landmark_model, facts = _stage(landmark_ckpt, LandmarkModule)
     face_model, _ = _stage(generator_ckpt, FaceGenModule)
+    face_model = for_generation(face_model, dtype, owned=isinstance(generator_ckpt, (str, Path)))
     get_extractor(backend)  # its model file is loaded once per process; timed with the checkpoints
     phones = landmark_model.reads_phones
     if phones:
@@ -112,7 +120,6 @@ def generate(
     features = feature_config(landmark_model, facts)
     crop_size = int(face_model.hparams.image_size)
     face = load_face(image, crop_size, backend=backend, max_side=max_side)
-    torch_device = torch.device(device)
     landmark_model.to(torch_device)
     face_model.to(torch_device)
 
@@ -162,6 +169,7 @@ def generate(
         (width, height),
         face.notes,
         loaded,
+        "bf16" if face_model.generator.body_dtype() == torch.bfloat16 else "fp32",
     )
 
 

@@ -86,6 +86,7 @@ def create_app(models: Models, limits: Limits) -> FastAPI:
             "status": "ok",
             "models": list(models.names),
             "device": models.device,
+            "precision": models.precision,
             "busy": jobs.busy(),
             "capacity": jobs.capacity,
             "limits": {

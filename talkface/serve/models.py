@@ -15,6 +15,7 @@ class Models:
     names: tuple[str, str]  # the files they came from, for /healthz
     device: str
     backend: str  # face landmark detector
+    precision: str  # of stage 2's convolutions: bf16 where the device has it natively, else fp32
 
 
 def load_models(
@@ -22,10 +23,13 @@ def load_models(
 ) -> Models:
     """The given checkpoints, or the released models when neither is given (one clear line when
     they are not installed)."""
+    import torch
+
     from lightning_modules import FaceGenModule, LandmarkModule
     from talkface.audio.phones import load_recognizer
     from talkface.faces import get_extractor
     from talkface.generation.checkpoints import feature_config, load_model
+    from talkface.generation.precision import body_dtype, for_generation
     from talkface.weights import released_checkpoints
 
     if landmark_ckpt is None and generator_ckpt is None:
@@ -36,4 +40,9 @@ def load_models(
     get_extractor(backend)  # the face detector's model file too (~0.8 s), so no request waits for it
     if landmark.model.reads_phones:
         load_recognizer()  # and the phone recogniser's acoustic model
-    return Models(landmark, generator, (Path(landmark_ckpt).name, Path(generator_ckpt).name), device, backend)
+    dtype = body_dtype("auto", torch.device(device))
+    for_generation(generator.model, dtype, owned=True)  # once, in place: no request copies it
+    precision = "fp32" if dtype is None else "bf16"
+    return Models(
+        landmark, generator, (Path(landmark_ckpt).name, Path(generator_ckpt).name), device, backend, precision
+    )
