@@ -129,6 +129,7 @@ def test_upload_names_never_become_paths():
 def test_a_request_returns_a_25_fps_mp4_with_audio_and_leaves_nothing(server, files, tmp_path):
     health = requests.get(f"{server.url}/healthz", timeout=10)
     assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert health.json()["precision"] in ("fp32", "bf16")  # what stage 2 runs in, chosen once at start-up
     started = time.perf_counter()
     response = post(server, {"image": files["image"], "audio": files["audio"]}, {"max_side": "256"})
     seconds = time.perf_counter() - started
