@@ -88,6 +88,17 @@ def test_generation_rows_say_what_stage_2_ran_in():
     assert rows[0].endswith("| bf16 |") and rows[1].endswith("| fp32 |")
 
 
+def test_a_bf16_mixed_training_step_gets_its_own_row_and_target():
+    """On a CPU with native bf16 the benchmark also times `--trainer.precision bf16-mixed`."""
+    data = results(350, 900, 400, 100, 45, (1000, 1100))
+    stage = data["training"]["stage 1"]
+    stage["train_step_bf16_mixed"] = {**stage["train_step"], "precision": "bf16-mixed", "samples_per_second": 200}
+    stage["loader_over_step_bf16_mixed"] = 2.0
+    assert "| stage 1, batch 16, cpu bf16-mixed | 400 | 200 | 2.0 |" in format_report(data)
+    met = {row["what"]: row["met"] for row in targets(data)}
+    assert met["stage 1: loader / training step"] and not met["stage 1: loader / training step, cpu bf16-mixed"]
+
+
 def test_report_prints_every_table_and_marks_misses():
     text = format_report(results(250, 900, 400, 100, 30, (1000, 1100)))
     for heading in ("| preparation |", "| training |", "| generation (audio file → mp4) |", "| target |"):

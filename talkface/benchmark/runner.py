@@ -11,6 +11,7 @@ import torch
 
 from talkface.benchmark import generation, preparation, training
 from talkface.benchmark.machine import describe_machine
+from talkface.generation.precision import native_bf16
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,14 @@ def run_benchmark(settings: BenchmarkSettings, say=print) -> dict:
             "train_step": step,
             "loader_over_step": round(loader["samples_per_second"] / step["samples_per_second"], 2),
         }
+        if accelerator == "cpu" and native_bf16(torch.device("cpu")):  # `--trainer.precision bf16-mixed` too
+            say(f"{stage}: training step (cpu, bf16-mixed)")
+            fast = training.training_rate(
+                model_class(**kwargs, **extra), batches, settings.train_steps, accelerator, "bf16-mixed"
+            )
+            results["training"][stage]["train_step_bf16_mixed"] = fast
+            ratio = loader["samples_per_second"] / fast["samples_per_second"]
+            results["training"][stage]["loader_over_step_bf16_mixed"] = round(ratio, 2)
 
     results["generation"] = _generation(settings, work, device, say)
     results["total_seconds"] = round(time.perf_counter() - started, 1)
