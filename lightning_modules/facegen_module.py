@@ -61,6 +61,7 @@ class FaceGenModule(L.LightningModule):
         warp_sigma: float = 0.1,
         mouth_shade: float = 0.0,
         mouth_shade_height: float = 1.6,
+        mouth_from_photo: bool = False,
         discriminator_channels: int = 32,
         discriminator_layers: int = 3,
         losses: dict[str, Any] | None = None,
@@ -96,6 +97,9 @@ class FaceGenModule(L.LightningModule):
                 mouth is darkened towards black (0 = not at all, 1 = black), so that a mouth that
                 opens reads as open; the U-Net alone draws it too light (MODEL_CARD.md).
             mouth_shade_height: the shaded ellipse's height, in inner-lip gaps.
+            mouth_from_photo: with warp_reference, at inference only: where the photo's mouth is
+                already as open as the target's, keep its own inside (a smile's teeth, warped)
+                instead of drawing it; only the newly opened share is drawn (and shaded).
             discriminator_channels: discriminator channels in its first layer.
             discriminator_layers: stride-2 layers of the PatchGAN discriminator.
             losses: the generator's objective, {log name: {class_path, init_args}}; an
@@ -134,6 +138,7 @@ class FaceGenModule(L.LightningModule):
             warp_sigma=warp_sigma,
             mouth_shade=mouth_shade,
             mouth_shade_height=mouth_shade_height,
+            mouth_from_photo=mouth_from_photo,
         )
         self.discriminator = PatchDiscriminator(
             image_size=image_size,
@@ -180,11 +185,15 @@ class FaceGenModule(L.LightningModule):
         reference_landmarks: torch.Tensor,
         target_landmarks: torch.Tensor,
         previous: torch.Tensor | None = None,
+        mouth_from_photo: bool | None = None,
     ) -> torch.Tensor:
-        """Frames in [-1, 1] (B, 3, S, S) for target landmarks (B, 68, 2), from a reference in [-1, 1]."""
+        """Frames in [-1, 1] (B, 3, S, S) for target landmarks (B, 68, 2), from a reference in [-1, 1].
+        `mouth_from_photo` overrides the generator's setting for this call (None: keep it)."""
         if not self.hparams.use_previous_frame:
             previous = None
-        return self.generator(reference, target_landmarks, reference_landmarks, previous)
+        return self.generator.generate(
+            reference, target_landmarks, reference_landmarks, previous, mouth_from_photo
+        ).image
 
     @torch.no_grad()
     def render_sequence(
@@ -193,16 +202,20 @@ class FaceGenModule(L.LightningModule):
         reference_landmarks: torch.Tensor,
         landmarks: torch.Tensor,
         previous: torch.Tensor | None = None,
+        mouth_from_photo: bool | None = None,
     ) -> torch.Tensor:
         """(T, 3, S, S) frames in [-1, 1] for one clip's (T, 68, 2) landmarks from one reference (3, S, S)."""
         if not self.hparams.use_previous_frame:
             count = len(landmarks)
             return self(
-                reference[None].expand(count, -1, -1, -1), reference_landmarks[None].expand(count, -1, -1), landmarks
+                reference[None].expand(count, -1, -1, -1),
+                reference_landmarks[None].expand(count, -1, -1),
+                landmarks,
+                mouth_from_photo=mouth_from_photo,
             )
         frames = []
         for target in landmarks:
-            previous = self(reference[None], reference_landmarks[None], target[None], previous)
+            previous = self(reference[None], reference_landmarks[None], target[None], previous, mouth_from_photo)
             frames.append(previous[0])
         return torch.stack(frames)
 

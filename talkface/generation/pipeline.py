@@ -88,6 +88,7 @@ def generate(
     render_batch: int = 8,
     device: str = "cpu",
     precision: str = "auto",
+    mouth_from_photo: bool | None = None,
     progress: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> GenerationResult:
@@ -99,7 +100,9 @@ def generate(
     through a feathered edge of `feather` × crop size; without, the aligned face crop itself.
     `on_progress(done, total)` is called after every encoded frame (a web page's progress bar).
     `precision` (auto, fp32, bf16): what stage 2's convolutions run in; auto takes bf16 where the
-    device has it natively (`talkface.generation.precision`).
+    device has it natively (`talkface.generation.precision`). `mouth_from_photo` (a warping
+    generator): keep the photo's own mouth inside (a smile's teeth) where it is already open
+    (None: as the model says; `UNetGenerator`).
     """
     started = time.perf_counter()
     check_feather(feather, "feather")
@@ -129,7 +132,7 @@ def generate(
     paster_type = WarpPaster if at_photo_resolution else FacePaster
     paster = paster_type(face.image, face.matrix, crop_size, feather) if paste_back else None
     height, width = face.image.shape[:2] if paste_back else (crop_size, crop_size)
-    renderer = _Renderer(face_model, face, torch_device, render_batch, at_photo_resolution)
+    renderer = _Renderer(face_model, face, torch_device, render_batch, at_photo_resolution, mouth_from_photo)
     inputs = StageOneInputs(total_frames, features, phones)
     landmarks = LandmarkStream(landmark_model.generator, torch.from_numpy(face.landmarks).to(torch_device))
     first_frame = None
@@ -225,8 +228,17 @@ class _Renderer:
     With `parts`, yields (field, generated, mask) per frame for `WarpPaster` instead of crops.
     """
 
-    def __init__(self, model: FaceGenModule, face: FaceInput, device: torch.device, batch: int, parts: bool) -> None:
+    def __init__(
+        self,
+        model: FaceGenModule,
+        face: FaceInput,
+        device: torch.device,
+        batch: int,
+        parts: bool,
+        mouth_from_photo: bool | None = None,
+    ) -> None:
         self.model = model
+        self.mouth_from_photo = mouth_from_photo
         self.batch = batch
         self.parts = parts
         self.reference = to_unit(torch.from_numpy(face.crop).permute(2, 0, 1)).to(device)
@@ -246,7 +258,9 @@ class _Renderer:
             if self.parts:
                 yield from self._parts(part)
                 continue
-            images = self.model.render_sequence(self.reference, self.reference_landmarks, part, self.previous)
+            images = self.model.render_sequence(
+                self.reference, self.reference_landmarks, part, self.previous, self.mouth_from_photo
+            )
             self.previous = images[-1:] if self.model.hparams.use_previous_frame else None
             yield from to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()
 
@@ -256,6 +270,7 @@ class _Renderer:
             self.reference[None].expand(count, -1, -1, -1),
             self.reference_landmarks[None].expand(count, -1, -1),
             landmarks,
+            mouth_from_photo=self.mouth_from_photo,
         )
         fields = out.field.permute(0, 2, 3, 1).float().cpu().numpy()
         generated = to_uint8(out.generated).permute(0, 2, 3, 1).cpu().numpy()

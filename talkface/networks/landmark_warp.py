@@ -139,6 +139,14 @@ def _mouth_ellipse(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, to
     return centre, direction, half_width, gap
 
 
+def new_opening_share(target: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """(B,) in [0, 1]: the share of the target's inner-lip gap that the photo's own gap does not
+    cover, 1 - reference gap / target gap (0 where the photo's mouth is as open, or more)."""
+    gap = _mouth_ellipse(target.float())[3]
+    photo_gap = _mouth_ellipse(reference.float())[3]
+    return (1 - photo_gap / gap.clamp_min(1e-9)).clamp(0, 1)
+
+
 def new_mouth_opening_mask(
     target: torch.Tensor, reference: torch.Tensor, size: int, height: float = 1.0, supersample: int = 4
 ) -> torch.Tensor:
@@ -150,11 +158,9 @@ def new_mouth_opening_mask(
     1 - reference gap / target gap: a photo whose mouth is already as open is not darkened.
     """
     centre, direction, half_width, gap = _mouth_ellipse(target.float() * size)
-    photo_gap = _mouth_ellipse(reference.float() * size)[3]
     half_height = (gap * height / 2).clamp_min(1e-3)
     opened = (gap / 2).clamp(0, 1)
-    new = (1 - photo_gap / gap.clamp_min(1e-6)).clamp(0, 1)
-    weight = opened * new
+    weight = opened * new_opening_share(target, reference)
     coverage = torch.zeros(len(target), 1, size, size, device=target.device)
     for index in torch.nonzero(weight > 0).flatten().tolist():  # only around open mouths: ~30x cheaper
         reach = float(torch.maximum(half_width[index], half_height[index])) + 2

@@ -16,7 +16,9 @@ With `warp_reference` the reference is first warped so its landmarks land on the
 *warped* pixels where the mask is low. The identity then comes from the photo's own pixels, so
 the generator works on faces it never saw, and only the mouth's inside has to be drawn: the
 blend mask always covers the inner mouth of the target landmarks (`inner_mouth_mask`). At
-inference, `mouth_shade` darkens that inside so a mouth that opens is seen to open.
+inference, `mouth_shade` darkens that inside so a mouth that opens is seen to open, and
+`mouth_from_photo` keeps the photo's own inside (a smile's teeth, warped) wherever the photo's
+mouth is already as open, drawing only the share of the opening that is new.
 """
 
 from __future__ import annotations
@@ -27,7 +29,12 @@ import torch
 from torch import nn
 
 from talkface.networks.landmark_images import LandmarkRenderer
-from talkface.networks.landmark_warp import inner_mouth_mask, new_mouth_opening_mask, warp_to_landmarks
+from talkface.networks.landmark_warp import (
+    inner_mouth_mask,
+    new_mouth_opening_mask,
+    new_opening_share,
+    warp_to_landmarks,
+)
 
 NORMS = ("instance", "batch", "none")
 MASK_FLOOR = 0.1  # a warping generator's mask below this counts as 0 at inference
@@ -111,6 +118,7 @@ class UNetGenerator(nn.Module):
         warp_sigma: float = 0.1,
         mouth_shade: float = 0.0,
         mouth_shade_height: float = 1.6,
+        mouth_from_photo: bool = False,
     ):
         super().__init__()
         if not 0.0 <= mouth_shade <= 1.0:
@@ -135,6 +143,7 @@ class UNetGenerator(nn.Module):
         self.warp_sigma = warp_sigma
         self.mouth_shade = mouth_shade
         self.mouth_shade_height = mouth_shade_height
+        self.mouth_from_photo = mouth_from_photo
         self.renderer = LandmarkRenderer(
             image_size, landmark_mode, sigma=landmark_sigma, groups=landmark_groups, thickness=contour_thickness
         )
@@ -180,8 +189,10 @@ class UNetGenerator(nn.Module):
         target_landmarks: torch.Tensor,
         reference_landmarks: torch.Tensor,
         previous: torch.Tensor | None = None,
+        mouth_from_photo: bool | None = None,
     ) -> GeneratorOutput:
-        """The frame, plus the raw generated pixels and the blend mask (for mask-weighted losses)."""
+        """The frame, plus the raw generated pixels and the blend mask (for mask-weighted losses).
+        `mouth_from_photo` overrides the module's setting for this call (None: keep it)."""
         size = self.image_size
         if reference.ndim != 4 or tuple(reference.shape[1:]) != (3, size, size):
             raise ValueError(f"reference must be (B, 3, {size}, {size}), got {tuple(reference.shape)}")
@@ -213,6 +224,10 @@ class UNetGenerator(nn.Module):
             mask = ((mask - MASK_FLOOR) / (1 - MASK_FLOOR)).clamp(0, 1)
         if self.warp_reference:  # the mouth's inside is always drawn: no warp can make it
             mouth = inner_mouth_mask(target_landmarks, size).to(mask.dtype)
+            keep = self.mouth_from_photo if mouth_from_photo is None else mouth_from_photo
+            if keep and not self.training:  # ... unless the photo shows it already
+                share = new_opening_share(target_landmarks, reference_landmarks).to(mask.dtype)
+                mouth = mouth * share[:, None, None, None]
             mask = 1 - (1 - mask) * (1 - mouth)
             if self.mouth_shade > 0 and not self.training:
                 generated, mask = self._shade_mouth(generated, mask, target_landmarks, reference_landmarks)
