@@ -11,7 +11,7 @@ from talkface.errors import TalkfaceError
 from talkface.generation import generate
 from talkface.generation.checkpoints import load_stage
 from talkface.generation.face_input import load_face
-from talkface.generation.precision import body_dtype, for_generation, native_bf16
+from talkface.generation.precision import dtype_for, for_generation, native_bf16
 from talkface.networks.pixel_range import to_uint8, to_unit
 from talkface.weights import GENERATOR
 from tests.helpers.media_factory import astronaut_face
@@ -21,9 +21,9 @@ CPU = torch.device("cpu")
 
 
 def test_fp32_and_bf16_are_what_they_say_and_auto_follows_the_hardware():
-    assert body_dtype("fp32", CPU) is None
-    assert body_dtype("bf16", CPU) == torch.bfloat16
-    assert body_dtype("auto", CPU) == (torch.bfloat16 if native_bf16(CPU) else None)
+    assert dtype_for("fp32", CPU) is None
+    assert dtype_for("bf16", CPU) == torch.bfloat16
+    assert dtype_for("auto", CPU) == (torch.bfloat16 if native_bf16(CPU) else None)
 
 
 @pytest.mark.parametrize(
@@ -32,7 +32,7 @@ def test_fp32_and_bf16_are_what_they_say_and_auto_follows_the_hardware():
 )
 def test_a_precision_that_cannot_run_is_one_line(precision, device, words):
     with pytest.raises(TalkfaceError, match=words):
-        body_dtype(precision, torch.device(device))
+        dtype_for(precision, torch.device(device))
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ from talkface.faces.paste import FacePaster
 from talkface.faces.warp_paste import WarpPaster
 from talkface.generation.checkpoints import LoadedModel, feature_config, load_stage
 from talkface.generation.face_input import FaceInput, load_face
-from talkface.generation.precision import body_dtype, for_generation
+from talkface.generation.precision import dtype_for, for_generation
 from talkface.media.audio_stream import probe_audio, stream_audio
 from talkface.media.mp4_writer import Mp4Writer
 from talkface.networks.landmark_stream import LandmarkStream
@@ -109,7 +109,7 @@ def generate(
     check_max_side(max_side, "max_side")
     check_device_name(str(device), "device")
     torch_device = torch.device(device)
-    dtype = body_dtype(precision, torch_device)
+    dtype = dtype_for(precision, torch_device)
     summary = check_audio(audio)
     loading = time.perf_counter()
     landmark_model, facts = _stage(landmark_ckpt, LandmarkModule)

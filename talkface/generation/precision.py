@@ -34,7 +34,7 @@ def native_bf16(device: torch.device) -> bool:
     return False
 
 
-def body_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+def dtype_for(precision: str, device: torch.device) -> torch.dtype | None:
     """bfloat16 or None (float32) for a `precision` of PRECISIONS on `device`."""
     if precision not in PRECISIONS:
         raise TalkfaceError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")

@@ -29,7 +29,7 @@ def load_models(
     from talkface.audio.phones import load_recognizer
     from talkface.faces import get_extractor
     from talkface.generation.checkpoints import feature_config, load_model
-    from talkface.generation.precision import body_dtype, for_generation
+    from talkface.generation.precision import dtype_for, for_generation
     from talkface.weights import released_checkpoints
 
     if landmark_ckpt is None and generator_ckpt is None:
@@ -40,7 +40,7 @@ def load_models(
     get_extractor(backend)  # the face detector's model file too (~0.8 s), so no request waits for it
     if landmark.model.reads_phones:
         load_recognizer()  # and the phone recogniser's acoustic model
-    dtype = body_dtype("auto", torch.device(device))
+    dtype = dtype_for("auto", torch.device(device))
     for_generation(generator.model, dtype, owned=True)  # once, in place: no request copies it
     precision = "fp32" if dtype is None else "bf16"
     return Models(
