@@ -117,6 +117,17 @@ def test_models_loaded_once_keep_their_feature_settings(files, tmp_path):
     assert result.frames == 50
 
 
+def test_form_options_are_checked_and_default_as_documented():
+    from talkface.serve.app import Refused, _options
+
+    assert _options({}) == {"paste_back": True, "feather": 0.1, "max_side": 1024, "mouth_from_photo": False}
+    assert _options({"mouth_from_photo": "on", "paste_back": "no"})["mouth_from_photo"] is True
+    with pytest.raises(Refused, match="mouth_from_photo 'maybe': give true or false"):
+        _options({"mouth_from_photo": "maybe"})
+    with pytest.raises(Refused, match="unknown form field 'teeth'"):
+        _options({"teeth": "true"})
+
+
 def test_upload_names_never_become_paths():
     assert stored_name("image", "../../etc/passwd") == "image"
     assert stored_name("image", "photo.JPG") == "image.jpg"
@@ -180,7 +191,8 @@ def test_bad_requests_get_a_4xx_with_one_line(server, files, case):
 
 @pytest.mark.slow
 def test_page_jobs_report_progress_and_serve_their_video_once(server, files, tmp_path):
-    response = post(server, {"image": files["image"], "audio": files["audio"]}, {"paste_back": "false"}, "/v1/jobs")
+    options = {"paste_back": "false", "mouth_from_photo": "true"}
+    response = post(server, {"image": files["image"], "audio": files["audio"]}, options, "/v1/jobs")
     assert response.status_code == 202
     job = response.json()["id"]
     seen = []

@@ -42,7 +42,7 @@ from talkface.serve.models import Models
 
 RETRY_AFTER_SECONDS = 30
 DISCONNECT_CHECK_SECONDS = 1.0
-FORM_OPTIONS = ("paste_back", "feather", "max_side")
+FORM_OPTIONS = ("paste_back", "feather", "max_side", "mouth_from_photo")
 EXAMPLE_SENTENCE = "Hello! This face was made from one photo and this recording, through predicted landmarks."
 
 
@@ -99,7 +99,7 @@ def create_app(models: Models, limits: Limits) -> FastAPI:
     @app.post("/v1/generate", response_class=FileResponse, responses={200: {"content": {"video/mp4": {}}}})
     async def generate_video(request: Request) -> Response:
         """Form fields `image` (a face photo), `audio` (speech), optional `paste_back` (true),
-        `feather` (0.1), `max_side` (1024). Answers the H.264 + AAC mp4, 25 fps."""
+        `feather` (0.1), `max_side` (1024), `mouth_from_photo` (false). Answers the H.264 + AAC mp4, 25 fps."""
         job, refusal = await _accept(request, jobs, limits, checking)
         if refusal is not None:
             return refusal
@@ -226,13 +226,10 @@ async def _wait(job: Job, request: Request) -> None:
 
 
 def _options(form) -> dict:
-    """paste_back, feather, max_side from the form; an unknown field or a bad value is refused."""
+    """paste_back, feather, max_side, mouth_from_photo from the form; an unknown field or a bad value is refused."""
     unknown = sorted(set(form.keys()) - set(FORM_OPTIONS) - {"image", "audio"})
     if unknown:
         raise Refused(400, f"unknown form field {unknown[0]!r}; the options are {', '.join(FORM_OPTIONS)}")
-    paste_back = str(form.get("paste_back", "true")).strip().lower()
-    if paste_back not in ("true", "false", "1", "0", "on", "off", "yes", "no"):
-        raise Refused(400, f"paste_back {paste_back!r}: give true or false")
     try:
         feather = float(form.get("feather", 0.1))
         max_side = int(form.get("max_side", 1024))
@@ -240,7 +237,19 @@ def _options(form) -> dict:
         raise Refused(400, f"feather is a number and max_side a whole number of pixels ({error})") from None
     check_feather(feather, "feather")
     check_max_side(max_side, "max_side")
-    return {"paste_back": paste_back in ("true", "1", "on", "yes"), "feather": feather, "max_side": max_side}
+    return {
+        "paste_back": _flag(form, "paste_back", "true"),
+        "feather": feather,
+        "max_side": max_side,
+        "mouth_from_photo": _flag(form, "mouth_from_photo", "false"),
+    }
+
+
+def _flag(form, name: str, default: str) -> bool:
+    value = str(form.get(name, default)).strip().lower()
+    if value not in ("true", "false", "1", "0", "on", "off", "yes", "no"):
+        raise Refused(400, f"{name} {value!r}: give true or false")
+    return value in ("true", "1", "on", "yes")
 
 
 def _work(models: Models):
@@ -258,6 +267,7 @@ def _work(models: Models):
             paste_back=options["paste_back"],
             feather=options["feather"],
             max_side=options["max_side"],
+            mouth_from_photo=options["mouth_from_photo"] or None,  # unset: as the model says
             backend=models.backend,
             device=models.device,
             on_progress=on_progress,
