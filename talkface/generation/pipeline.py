@@ -33,7 +33,7 @@ from talkface.faces.paste import FacePaster
 from talkface.faces.warp_paste import WarpPaster
 from talkface.generation.checkpoints import LoadedModel, feature_config, load_stage
 from talkface.generation.face_input import FaceInput, load_face
-from talkface.generation.precision import dtype_for, for_generation
+from talkface.generation.precision import dtype_for, for_generation, precision_of
 from talkface.media.audio_stream import probe_audio, stream_audio
 from talkface.media.mp4_writer import Mp4Writer
 from talkface.networks.landmark_stream import LandmarkStream
@@ -172,7 +172,7 @@ def generate(
         (width, height),
         face.notes,
         loaded,
-        "bf16" if face_model.generator.body_dtype() == torch.bfloat16 else "fp32",
+        precision_of(face_model),
     )
 
 

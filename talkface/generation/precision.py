@@ -57,3 +57,8 @@ def for_generation(model: FaceGenModule, dtype: torch.dtype | None, owned: bool)
         model = copy.deepcopy(model)  # ~30 ms for the released generator
     model.generator.lower_body(dtype)
     return model
+
+
+def precision_of(model: FaceGenModule) -> str:
+    """What `model`'s U-Net body runs in, as PRECISIONS name it: bf16 or fp32."""
+    return "bf16" if model.generator.body_dtype() == torch.bfloat16 else "fp32"

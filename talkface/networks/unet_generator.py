@@ -236,8 +236,7 @@ class UNetGenerator(nn.Module):
     def _body(self, x: torch.Tensor) -> torch.Tensor:
         """Stem, encoder, bottleneck and decoder: the U-Net up to its output layers, in the dtype
         their weights are in (`lower_body`); the output layers get their own dtype back."""
-        x = x.to(self.stem[0].weight.dtype)
-        x = self.stem(x)
+        x = self.stem(x.to(self.body_dtype()))
         skips = [x]
         for level in self.encoder:
             x = level(x)
@@ -249,6 +248,7 @@ class UNetGenerator(nn.Module):
         return x.to(self.to_image.weight.dtype)
 
     def body_dtype(self) -> torch.dtype:
+        """What the body's weights are in (float32 unless `lower_body` changed it)."""
         return self.stem[0].weight.dtype
 
     def lower_body(self, dtype: torch.dtype) -> None:

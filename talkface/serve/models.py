@@ -29,7 +29,7 @@ def load_models(
     from talkface.audio.phones import load_recognizer
     from talkface.faces import get_extractor
     from talkface.generation.checkpoints import feature_config, load_model
-    from talkface.generation.precision import dtype_for, for_generation
+    from talkface.generation.precision import dtype_for, for_generation, precision_of
     from talkface.weights import released_checkpoints
 
     if landmark_ckpt is None and generator_ckpt is None:
@@ -40,9 +40,13 @@ def load_models(
     get_extractor(backend)  # the face detector's model file too (~0.8 s), so no request waits for it
     if landmark.model.reads_phones:
         load_recognizer()  # and the phone recogniser's acoustic model
-    dtype = dtype_for("auto", torch.device(device))
-    for_generation(generator.model, dtype, owned=True)  # once, in place: no request copies it
-    precision = "fp32" if dtype is None else "bf16"
+    # Stage 2 in bf16 where the device has it: lowered once, in place, so no request copies it.
+    for_generation(generator.model, dtype_for("auto", torch.device(device)), owned=True)
     return Models(
-        landmark, generator, (Path(landmark_ckpt).name, Path(generator_ckpt).name), device, backend, precision
+        landmark,
+        generator,
+        (Path(landmark_ckpt).name, Path(generator_ckpt).name),
+        device,
+        backend,
+        precision_of(generator.model),
     )
