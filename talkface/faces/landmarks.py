@@ -106,6 +106,11 @@ def get_extractor(name: str = "dlib", **kwargs) -> LandmarkExtractor:
     return _extractors[key]
 
 
+def extractor_loaded(name: str = "dlib") -> bool:
+    """Whether this process already built the backend `name` (with default arguments)."""
+    return (ALIASES.get(name, name), ()) in _extractors
+
+
 def clear_extractor_cache() -> None:
     """Forget the cached backends (tests that change TORCH_HOME or model files need this)."""
     _extractors.clear()

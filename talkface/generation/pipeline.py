@@ -28,11 +28,11 @@ from talkface.audio.input_stream import StageOneInputs
 from talkface.audio.phones import BLOCK, load_recognizer
 from talkface.checks import check_device_name, check_feather, check_max_side
 from talkface.errors import MediaError, TalkfaceError
-from talkface.faces import get_extractor
 from talkface.faces.paste import FacePaster
 from talkface.faces.warp_paste import WarpPaster
 from talkface.generation.checkpoints import LoadedModel, feature_config, load_stage
-from talkface.generation.face_input import FaceInput, load_face
+from talkface.generation.face_finder import FaceFinder
+from talkface.generation.face_input import FaceInput, align_face, read_photo
 from talkface.generation.precision import dtype_for, for_generation, precision_of
 from talkface.media.audio_stream import probe_audio, stream_audio
 from talkface.media.mp4_writer import Mp4Writer
@@ -111,58 +111,74 @@ def generate(
     torch_device = torch.device(device)
     dtype = dtype_for(precision, torch_device)
     summary = check_audio(audio)
-    loading = time.perf_counter()
-    landmark_model, facts = _stage(landmark_ckpt, LandmarkModule)
-    face_model, _ = _stage(generator_ckpt, FaceGenModule)
-    face_model = for_generation(face_model, dtype, owned=isinstance(generator_ckpt, (str, Path)))
-    get_extractor(backend)  # its model file is loaded once per process; timed with the checkpoints
-    phones = landmark_model.reads_phones
-    if phones:
-        load_recognizer()  # the phone recogniser's acoustic model, likewise
-    loaded = time.perf_counter() - loading
-    features = feature_config(landmark_model, facts)
-    crop_size = int(face_model.hparams.image_size)
-    face = load_face(image, crop_size, backend=backend, max_side=max_side)
-    landmark_model.to(torch_device)
-    face_model.to(torch_device)
-
-    total_frames = math.ceil(summary.samples / SAMPLES_PER_FRAME)
-    # A warping generator is applied at the photo's resolution (its field and mask, the photo's pixels).
-    at_photo_resolution = paste_back and _warps(face_model)
-    paster_type = WarpPaster if at_photo_resolution else FacePaster
-    paster = paster_type(face.image, face.matrix, crop_size, feather) if paste_back else None
-    height, width = face.image.shape[:2] if paste_back else (crop_size, crop_size)
-    renderer = _Renderer(face_model, face, torch_device, render_batch, at_photo_resolution, mouth_from_photo)
-    inputs = StageOneInputs(total_frames, features, phones)
-    landmarks = LandmarkStream(landmark_model.generator, torch.from_numpy(face.landmarks).to(torch_device))
-    first_frame = None
-    bar = tqdm(total=total_frames, unit="frame", desc="generating", disable=not progress, dynamic_ncols=True)
-    written = 0
-    with Mp4Writer(out, width, height, FPS, SAMPLE_RATE) as writer, bar:
-
-        def write(points: torch.Tensor) -> None:
-            nonlocal first_frame, written
-            for frame in renderer.frames(points):
-                if at_photo_resolution:
-                    frame = paster.paste_warp(*frame)
-                elif paster:
-                    frame = paster.paste(frame)
-                writer.write_frame(frame)
-                written += 1
-                first_frame = first_frame or time.perf_counter() - started
-                bar.update(1)
-                if on_progress is not None:
-                    on_progress(written, total_frames)
-
+    photo = read_photo(image, max_side)
+    finder = FaceFinder(photo, backend)  # loads the landmark model beside the checkpoints
+    try:
+        loading = time.perf_counter()
+        landmark_model, facts = _stage(landmark_ckpt, LandmarkModule)
+        face_model, _ = _stage(generator_ckpt, FaceGenModule)
+        face_model = for_generation(face_model, dtype, owned=isinstance(generator_ckpt, (str, Path)))
+        finder.load_model()  # in this process when not in the background: once per process
+        phones = landmark_model.reads_phones
+        if phones:
+            load_recognizer()  # the phone recogniser's acoustic model, likewise
+        loaded_here = time.perf_counter()
+        features = feature_config(landmark_model, facts)
+        crop_size = int(face_model.hparams.image_size)
+        landmark_model.to(torch_device)
+        face_model.to(torch_device)
+        total_frames = math.ceil(summary.samples / SAMPLES_PER_FRAME)
+        # A warping generator is applied at the photo's resolution (its field and mask, the photo's pixels).
+        at_photo_resolution = paste_back and _warps(face_model)
+        height, width = photo.image.shape[:2] if paste_back else (crop_size, crop_size)
+        inputs = StageOneInputs(total_frames, features, phones)
         chunk = max(1, round(chunk_seconds * FPS)) * SAMPLES_PER_FRAME
         first = BLOCK if phones else FIRST_CHUNK_FRAMES  # phones come a decoding block at a time
-        for samples in audio_chunks(audio, first * SAMPLES_PER_FRAME, chunk):
-            writer.write_audio(samples)
-            write(landmarks.push(*_on(torch_device, *inputs.push(samples))))
-        write(landmarks.push(*_on(torch_device, *inputs.finish())))
-        write(landmarks.finish())
-        if written != total_frames:  # a bug, not a user error: never leave a short video behind
-            raise RuntimeError(f"made {written} frames for {total_frames} frames of audio")
+        chunks = audio_chunks(audio, first * SAMPLES_PER_FRAME, chunk)
+        first_frame = None
+        written = 0
+        with Mp4Writer(out, width, height, FPS, SAMPLE_RATE) as writer:
+            # While the face is still being found, the audio becomes stage-1 inputs ahead of time.
+            ahead = []
+            while not finder.ready() and (samples := next(chunks, None)) is not None:
+                writer.write_audio(samples)
+                ahead.append(inputs.push(samples))
+            points, notes = finder.result()
+            # Loading is over when both the checkpoints and the landmark model are in memory.
+            loaded = max(loaded_here, finder.started + finder.model_seconds) - loading
+            face = align_face(photo, points, notes, crop_size)
+            paster_type = WarpPaster if at_photo_resolution else FacePaster
+            paster = paster_type(face.image, face.matrix, crop_size, feather) if paste_back else None
+            renderer = _Renderer(face_model, face, torch_device, render_batch, at_photo_resolution, mouth_from_photo)
+            landmarks = LandmarkStream(landmark_model.generator, torch.from_numpy(face.landmarks).to(torch_device))
+            bar = tqdm(total=total_frames, unit="frame", desc="generating", disable=not progress, dynamic_ncols=True)
+
+            def write(points: torch.Tensor) -> None:
+                nonlocal first_frame, written
+                for frame in renderer.frames(points):
+                    if at_photo_resolution:
+                        frame = paster.paste_warp(*frame)
+                    elif paster:
+                        frame = paster.paste(frame)
+                    writer.write_frame(frame)
+                    written += 1
+                    first_frame = first_frame or time.perf_counter() - started
+                    bar.update(1)
+                    if on_progress is not None:
+                        on_progress(written, total_frames)
+
+            with bar:
+                for pushed in ahead:
+                    write(landmarks.push(*_on(torch_device, *pushed)))
+                for samples in chunks:
+                    writer.write_audio(samples)
+                    write(landmarks.push(*_on(torch_device, *inputs.push(samples))))
+                write(landmarks.push(*_on(torch_device, *inputs.finish())))
+                write(landmarks.finish())
+            if written != total_frames:  # a bug, not a user error: never leave a short video behind
+                raise RuntimeError(f"made {written} frames for {total_frames} frames of audio")
+    finally:
+        finder.close()
     return GenerationResult(
         Path(out),
         written,
