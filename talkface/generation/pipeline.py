@@ -282,10 +282,10 @@ class _Renderer:
 
     def _parts(self, landmarks: torch.Tensor):
         count = len(landmarks)
-        out = self.model.generator.generate(
+        out = self.model.generator.generate(  # by keyword: the network's order is not the module's
             self.reference[None].expand(count, -1, -1, -1),
-            self.reference_landmarks[None].expand(count, -1, -1),
-            landmarks,
+            target_landmarks=landmarks,
+            reference_landmarks=self.reference_landmarks[None].expand(count, -1, -1),
             mouth_from_photo=self.mouth_from_photo,
         )
         fields = out.field.permute(0, 2, 3, 1).float().cpu().numpy()
