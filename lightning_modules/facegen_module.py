@@ -62,6 +62,7 @@ class FaceGenModule(L.LightningModule):
         mouth_shade: float = 0.0,
         mouth_shade_height: float = 1.6,
         mouth_from_photo: bool = False,
+        mouth_teeth: float = 0.0,
         discriminator_channels: int = 32,
         discriminator_layers: int = 3,
         losses: dict[str, Any] | None = None,
@@ -100,6 +101,9 @@ class FaceGenModule(L.LightningModule):
             mouth_from_photo: with warp_reference, at inference only: where the photo's mouth is
                 already as open as the target's, keep its own inside (a smile's teeth, warped)
                 instead of drawing it; only the newly opened share is drawn (and shaded).
+            mouth_teeth: with mouth_shade, what the shade paints: 0 = black; above 0 = upper
+                teeth this many inner-lip gaps deep under the upper lip, then a dark cavity
+                (talkface/networks/mouth_inside.py).
             discriminator_channels: discriminator channels in its first layer.
             discriminator_layers: stride-2 layers of the PatchGAN discriminator.
             losses: the generator's objective, {log name: {class_path, init_args}}; an
@@ -122,6 +126,9 @@ class FaceGenModule(L.LightningModule):
         if mouth_shade > 1:
             raise TalkfaceError(f"model.init_args.mouth_shade must be at most 1 (black), got {mouth_shade!r}")
         check_number("model.init_args.mouth_shade_height", mouth_shade_height, above=0)
+        check_number("model.init_args.mouth_teeth", mouth_teeth, 0)
+        if mouth_teeth > 1:
+            raise TalkfaceError(f"model.init_args.mouth_teeth must be at most 1 (the whole gap), got {mouth_teeth!r}")
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.generator = UNetGenerator(
@@ -139,6 +146,7 @@ class FaceGenModule(L.LightningModule):
             mouth_shade=mouth_shade,
             mouth_shade_height=mouth_shade_height,
             mouth_from_photo=mouth_from_photo,
+            mouth_teeth=mouth_teeth,
         )
         self.discriminator = PatchDiscriminator(
             image_size=image_size,
@@ -186,13 +194,15 @@ class FaceGenModule(L.LightningModule):
         target_landmarks: torch.Tensor,
         previous: torch.Tensor | None = None,
         mouth_from_photo: bool | None = None,
+        mouth_teeth: float | None = None,
     ) -> torch.Tensor:
         """Frames in [-1, 1] (B, 3, S, S) for target landmarks (B, 68, 2), from a reference in [-1, 1].
-        `mouth_from_photo` overrides the generator's setting for this call (None: keep it)."""
+        `mouth_from_photo` and `mouth_teeth` override the generator's settings for this call (None:
+        keep them)."""
         if not self.hparams.use_previous_frame:
             previous = None
         return self.generator.generate(
-            reference, target_landmarks, reference_landmarks, previous, mouth_from_photo
+            reference, target_landmarks, reference_landmarks, previous, mouth_from_photo, mouth_teeth
         ).image
 
     @torch.no_grad()
@@ -203,6 +213,7 @@ class FaceGenModule(L.LightningModule):
         landmarks: torch.Tensor,
         previous: torch.Tensor | None = None,
         mouth_from_photo: bool | None = None,
+        mouth_teeth: float | None = None,
     ) -> torch.Tensor:
         """(T, 3, S, S) frames in [-1, 1] for one clip's (T, 68, 2) landmarks from one reference (3, S, S)."""
         if not self.hparams.use_previous_frame:
@@ -212,10 +223,13 @@ class FaceGenModule(L.LightningModule):
                 reference_landmarks[None].expand(count, -1, -1),
                 landmarks,
                 mouth_from_photo=mouth_from_photo,
+                mouth_teeth=mouth_teeth,
             )
         frames = []
         for target in landmarks:
-            previous = self(reference[None], reference_landmarks[None], target[None], previous, mouth_from_photo)
+            previous = self(
+                reference[None], reference_landmarks[None], target[None], previous, mouth_from_photo, mouth_teeth
+            )
             frames.append(previous[0])
         return torch.stack(frames)
 

@@ -66,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "open, and draw only what opens further; on the unseen test people lip sync scores a little lower "
         "(MODEL_CARD.md)",
     )
+    parser.add_argument(
+        "--teeth",
+        action="store_true",
+        help="paint upper teeth into the opening mouth instead of a dark hole (a generator with a mouth shade, "
+        "as the released one); dlib then finds the lips' opening less well, so lip sync scores lower (MODEL_CARD.md)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -99,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     check_device_available(args.device)  # needs torch: after the instant checks, before any model loads
 
     from talkface.generation import generate
+    from talkface.networks.mouth_inside import TEETH_DEPTH
 
     result = generate(
         args.image,
@@ -113,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         mouth_from_photo=True if args.mouth_from_photo else None,
+        mouth_teeth=TEETH_DEPTH if args.teeth else None,
         progress=not args.quiet,
     )
     for note in result.notes:

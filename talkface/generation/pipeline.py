@@ -89,6 +89,7 @@ def generate(
     device: str = "cpu",
     precision: str = "auto",
     mouth_from_photo: bool | None = None,
+    mouth_teeth: float | None = None,
     progress: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> GenerationResult:
@@ -102,7 +103,9 @@ def generate(
     `precision` (auto, fp32, bf16): what stage 2's convolutions run in; auto takes bf16 where the
     device has it natively (`talkface.generation.precision`). `mouth_from_photo` (a warping
     generator): keep the photo's own mouth inside (a smile's teeth) where it is already open
-    (None: as the model says; `UNetGenerator`).
+    (None: as the model says; `UNetGenerator`). `mouth_teeth` (a generator with a mouth shade):
+    paint upper teeth this many inner-lip gaps deep into the opening mouth instead of black (0:
+    black; None: as the model says; `talkface.networks.mouth_inside`).
     """
     started = time.perf_counter()
     check_feather(feather, "feather")
@@ -149,7 +152,9 @@ def generate(
             face = align_face(photo, points, notes, crop_size)
             paster_type = WarpPaster if at_photo_resolution else FacePaster
             paster = paster_type(face.image, face.matrix, crop_size, feather) if paste_back else None
-            renderer = _Renderer(face_model, face, torch_device, render_batch, at_photo_resolution, mouth_from_photo)
+            renderer = _Renderer(
+                face_model, face, torch_device, render_batch, at_photo_resolution, mouth_from_photo, mouth_teeth
+            )
             landmarks = LandmarkStream(landmark_model.generator, torch.from_numpy(face.landmarks).to(torch_device))
             bar = tqdm(total=total_frames, unit="frame", desc="generating", disable=not progress, dynamic_ncols=True)
 
@@ -252,9 +257,11 @@ class _Renderer:
         batch: int,
         parts: bool,
         mouth_from_photo: bool | None = None,
+        mouth_teeth: float | None = None,
     ) -> None:
         self.model = model
         self.mouth_from_photo = mouth_from_photo
+        self.mouth_teeth = mouth_teeth
         self.batch = batch
         self.parts = parts
         self.reference = to_unit(torch.from_numpy(face.crop).permute(2, 0, 1)).to(device)
@@ -275,7 +282,7 @@ class _Renderer:
                 yield from self._parts(part)
                 continue
             images = self.model.render_sequence(
-                self.reference, self.reference_landmarks, part, self.previous, self.mouth_from_photo
+                self.reference, self.reference_landmarks, part, self.previous, self.mouth_from_photo, self.mouth_teeth
             )
             self.previous = images[-1:] if self.model.hparams.use_previous_frame else None
             yield from to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()
@@ -287,6 +294,7 @@ class _Renderer:
             target_landmarks=landmarks,
             reference_landmarks=self.reference_landmarks[None].expand(count, -1, -1),
             mouth_from_photo=self.mouth_from_photo,
+            mouth_teeth=self.mouth_teeth,
         )
         fields = out.field.permute(0, 2, 3, 1).float().cpu().numpy()
         generated = to_uint8(out.generated).permute(0, 2, 3, 1).cpu().numpy()

@@ -108,7 +108,7 @@ def inner_mouth_mask(landmarks: torch.Tensor, size: int, softness: float = 1.0) 
     inner mouth corners (60, 64) and is as tall as the mean gap of the facing inner-lip points
     (61-67, 62-66, 63-65), plus `softness` pixels of soft edge.
     """
-    centre, direction, half_width, gap = _mouth_ellipse(landmarks.float() * size)
+    centre, direction, half_width, gap = mouth_ellipse(landmarks.float() * size)
     half_height = gap / 2
     coords = torch.arange(size, device=landmarks.device, dtype=torch.float32) + 0.5
     grid_y, grid_x = torch.meshgrid(coords, coords, indexing="ij")
@@ -126,7 +126,7 @@ def inner_mouth_mask(landmarks: torch.Tensor, size: int, softness: float = 1.0) 
     return (mask * opened[:, None, None])[:, None].to(landmarks.dtype)
 
 
-def _mouth_ellipse(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def mouth_ellipse(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The open mouth's ellipse from (B, 68, 2) pixel points: centre (B, 2), unit direction of the
     inner mouth corners 60 → 64 (B, 2), half width (B,), and the mean gap of the facing inner-lip
     points 61-67, 62-66, 63-65 (B,)."""
@@ -142,8 +142,8 @@ def _mouth_ellipse(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, to
 def new_opening_share(target: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """(B,) in [0, 1]: the share of the target's inner-lip gap that the photo's own gap does not
     cover, 1 - reference gap / target gap (0 where the photo's mouth is as open, or more)."""
-    gap = _mouth_ellipse(target.float())[3]
-    photo_gap = _mouth_ellipse(reference.float())[3]
+    gap = mouth_ellipse(target.float())[3]
+    photo_gap = mouth_ellipse(reference.float())[3]
     return (1 - photo_gap / gap.clamp_min(1e-9)).clamp(0, 1)
 
 
@@ -157,7 +157,7 @@ def new_mouth_opening_mask(
     fading in over the first 2 pixels of gap, and weighted by the share of the gap that is new:
     1 - reference gap / target gap: a photo whose mouth is already as open is not darkened.
     """
-    centre, direction, half_width, gap = _mouth_ellipse(target.float() * size)
+    centre, direction, half_width, gap = mouth_ellipse(target.float() * size)
     half_height = (gap * height / 2).clamp_min(1e-3)
     opened = (gap / 2).clamp(0, 1)
     weight = opened * new_opening_share(target, reference)

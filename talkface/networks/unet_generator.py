@@ -35,6 +35,7 @@ from talkface.networks.landmark_warp import (
     new_opening_share,
     warp_to_landmarks,
 )
+from talkface.networks.mouth_inside import mouth_inside
 
 NORMS = ("instance", "batch", "none")
 MASK_FLOOR = 0.1  # a warping generator's mask below this counts as 0 at inference
@@ -119,10 +120,13 @@ class UNetGenerator(nn.Module):
         mouth_shade: float = 0.0,
         mouth_shade_height: float = 1.6,
         mouth_from_photo: bool = False,
+        mouth_teeth: float = 0.0,
     ):
         super().__init__()
         if not 0.0 <= mouth_shade <= 1.0:
             raise ValueError(f"mouth_shade must be in [0, 1], got {mouth_shade}")
+        if not 0.0 <= mouth_teeth <= 1.0:
+            raise ValueError(f"mouth_teeth must be in [0, 1], got {mouth_teeth}")
         if not mouth_shade_height > 0:
             raise ValueError(f"mouth_shade_height must be positive, got {mouth_shade_height}")
         if depth < 1:
@@ -144,6 +148,7 @@ class UNetGenerator(nn.Module):
         self.mouth_shade = mouth_shade
         self.mouth_shade_height = mouth_shade_height
         self.mouth_from_photo = mouth_from_photo
+        self.mouth_teeth = mouth_teeth
         self.renderer = LandmarkRenderer(
             image_size, landmark_mode, sigma=landmark_sigma, groups=landmark_groups, thickness=contour_thickness
         )
@@ -190,9 +195,11 @@ class UNetGenerator(nn.Module):
         reference_landmarks: torch.Tensor,
         previous: torch.Tensor | None = None,
         mouth_from_photo: bool | None = None,
+        mouth_teeth: float | None = None,
     ) -> GeneratorOutput:
         """The frame, plus the raw generated pixels and the blend mask (for mask-weighted losses).
-        `mouth_from_photo` overrides the module's setting for this call (None: keep it)."""
+        `mouth_from_photo` and `mouth_teeth` override the module's settings for this call (None:
+        keep them)."""
         size = self.image_size
         if reference.ndim != 4 or tuple(reference.shape[1:]) != (3, size, size):
             raise ValueError(f"reference must be (B, 3, {size}, {size}), got {tuple(reference.shape)}")
@@ -230,7 +237,8 @@ class UNetGenerator(nn.Module):
                 mouth = mouth * share[:, None, None, None]
             mask = 1 - (1 - mask) * (1 - mouth)
             if self.mouth_shade > 0 and not self.training:
-                generated, mask = self._shade_mouth(generated, mask, target_landmarks, reference_landmarks)
+                teeth = self.mouth_teeth if mouth_teeth is None else mouth_teeth
+                generated, mask = self._shade_mouth(generated, mask, target_landmarks, reference_landmarks, teeth)
         return GeneratorOutput(mask * generated + (1 - mask) * base, generated, mask, field)
 
     def _body(self, x: torch.Tensor) -> torch.Tensor:
@@ -263,21 +271,29 @@ class UNetGenerator(nn.Module):
             part.to(dtype)
 
     def _shade_mouth(
-        self, generated: torch.Tensor, mask: torch.Tensor, target: torch.Tensor, reference: torch.Tensor
+        self,
+        generated: torch.Tensor,
+        mask: torch.Tensor,
+        target: torch.Tensor,
+        reference: torch.Tensor,
+        teeth: float = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Darken the open mouth's inside towards black, folded into (generated, mask).
+        """Paint the open mouth's inside over the U-Net's, folded into (generated, mask).
 
         Trained with L1 on few pixels, the U-Net draws the inside of a slightly open mouth as a
         light blur that dlib (and a viewer) reads as closed lips. The frame becomes
-        `(1 - s) * frame + s * black` with s = mouth_shade × the newly opened inside
+        `(1 - s) * frame + s * paint` with s = mouth_shade × the newly opened inside
         (`new_mouth_opening_mask`: `mouth_shade_height` gaps tall, weighted by the share of the
         gap the photo does not already show); written as a new mask and new generated pixels, so
-        the full-resolution paste (which reads those two) shades exactly alike.
+        the full-resolution paste (which reads those two) shades exactly alike. The paint is
+        black, or with `teeth` (`mouth_teeth`) upper teeth above a dark cavity (`mouth_inside`).
         """
         shade = self.mouth_shade * new_mouth_opening_mask(target, reference, self.image_size, self.mouth_shade_height)
         shade = shade.to(mask.dtype)  # the mask may be half precision where the landmarks are not
         kept = (1 - shade) * mask  # the generated pixels' share of the frame
         shaded_mask = kept + shade
-        black = -1.0
-        mixed = (kept * generated + shade * black) / shaded_mask.clamp_min(1e-6)
+        paint = -1.0  # black
+        if teeth > 0:
+            paint = mouth_inside(target, self.image_size, teeth).to(generated.dtype)
+        mixed = (kept * generated + shade * paint) / shaded_mask.clamp_min(1e-6)
         return torch.where(shaded_mask > 1e-6, mixed, generated), shaded_mask

@@ -1,0 +1,41 @@
+"""What the mouth shade paints inside a newly opened mouth: upper teeth under the upper lip, then dark.
+
+Trained for minutes on a CPU, the U-Net draws the inside of an opening mouth as a light blur, and
+the mouth shade (`UNetGenerator._shade_mouth`) replaces it. Painted black, every open mouth is a
+black hole. Here it is painted in the shade ellipse's own frame, so it follows the lips: a flat
+band of teeth `teeth` inner-lip gaps deep below the upper inner lip, its lower edge soft, ending
+before the mouth's corners, with faint gaps between the incisors; below it the mouth's dark red.
+Closed-form, no template file: a few element-wise operations on the crop.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from talkface.networks.landmark_warp import mouth_ellipse
+
+TEETH_DEPTH = 0.5  # what `talkface generate --teeth` paints: half the gap
+TEETH_RGB = (0.86, 0.83, 0.78)  # in [0, 1]: off-white, a little warm
+CAVITY_RGB = (0.10, 0.04, 0.04)  # the mouth's dark red
+EDGE = 0.12  # the teeth's lower edge fades over this share of the gap
+SPAN = 0.75  # the teeth end at this share of the half width, fading over the last quarter
+INCISORS = 6  # faint gaps between teeth: cycles of |cos| over the half width
+
+
+def mouth_inside(target: torch.Tensor, size: int, teeth: float) -> torch.Tensor:
+    """(B, 3, size, size) in [-1, 1]: the painted inside of the mouth of the (B, 68, 2) target
+    landmarks ([0, 1] units); `teeth`: the band's depth in inner-lip gaps (0: all dark)."""
+    centre, direction, half_width, gap = mouth_ellipse(target.float() * size)
+    coords = torch.arange(size, device=target.device, dtype=torch.float32) + 0.5
+    grid_y, grid_x = torch.meshgrid(coords, coords, indexing="ij")
+    dx = grid_x[None] - centre[:, 0, None, None]
+    dy = grid_y[None] - centre[:, 1, None, None]
+    along = (dx * direction[:, 0, None, None] + dy * direction[:, 1, None, None]) / half_width[:, None, None]
+    across = -dx * direction[:, 1, None, None] + dy * direction[:, 0, None, None]  # down the face
+    depth = across / gap.clamp_min(1e-3)[:, None, None] + 0.5  # 0 at the upper inner lip, 1 at the lower
+    band = ((teeth - depth) / EDGE).clamp(0, 1) if teeth > 0 else torch.zeros_like(depth)
+    band = band * ((SPAN - along.abs()) / 0.25).clamp(0, 1)
+    band = band * (0.85 + 0.15 * torch.cos(along * torch.pi * INCISORS).abs())
+    white = torch.tensor(TEETH_RGB, device=target.device)[None, :, None, None]
+    dark = torch.tensor(CAVITY_RGB, device=target.device)[None, :, None, None]
+    return (dark + (white - dark) * band[:, None]) * 2 - 1
