@@ -120,12 +120,19 @@ def test_models_loaded_once_keep_their_feature_settings(files, tmp_path):
 def test_form_options_are_checked_and_default_as_documented():
     from talkface.serve.app import Refused, _options
 
-    assert _options({}) == {"paste_back": True, "feather": 0.1, "max_side": 1024, "mouth_from_photo": False}
+    assert _options({}) == {
+        "paste_back": True,
+        "feather": 0.1,
+        "max_side": 1024,
+        "mouth_from_photo": False,
+        "teeth": False,
+    }
+    assert _options({"teeth": "true"})["teeth"] is True
     assert _options({"mouth_from_photo": "on", "paste_back": "no"})["mouth_from_photo"] is True
     with pytest.raises(Refused, match="mouth_from_photo 'maybe': give true or false"):
         _options({"mouth_from_photo": "maybe"})
-    with pytest.raises(Refused, match="unknown form field 'teeth'"):
-        _options({"teeth": "true"})
+    with pytest.raises(Refused, match="unknown form field 'smile'"):
+        _options({"smile": "true"})
 
 
 def test_upload_names_never_become_paths():
@@ -191,7 +198,7 @@ def test_bad_requests_get_a_4xx_with_one_line(server, files, case):
 
 @pytest.mark.slow
 def test_page_jobs_report_progress_and_serve_their_video_once(server, files, tmp_path):
-    options = {"paste_back": "false", "mouth_from_photo": "true"}
+    options = {"paste_back": "false", "mouth_from_photo": "true", "teeth": "true"}
     response = post(server, {"image": files["image"], "audio": files["audio"]}, options, "/v1/jobs")
     assert response.status_code == 202
     job = response.json()["id"]

@@ -42,7 +42,7 @@ from talkface.serve.models import Models
 
 RETRY_AFTER_SECONDS = 30
 DISCONNECT_CHECK_SECONDS = 1.0
-FORM_OPTIONS = ("paste_back", "feather", "max_side", "mouth_from_photo")
+FORM_OPTIONS = ("paste_back", "feather", "max_side", "mouth_from_photo", "teeth")
 EXAMPLE_SENTENCE = "Hello! This face was made from one photo and this recording, through predicted landmarks."
 
 
@@ -99,7 +99,7 @@ def create_app(models: Models, limits: Limits) -> FastAPI:
     @app.post("/v1/generate", response_class=FileResponse, responses={200: {"content": {"video/mp4": {}}}})
     async def generate_video(request: Request) -> Response:
         """Form fields `image` (a face photo), `audio` (speech), optional `paste_back` (true),
-        `feather` (0.1), `max_side` (1024), `mouth_from_photo` (false). Answers the H.264 + AAC mp4, 25 fps."""
+        `feather` (0.1), `max_side` (1024), `mouth_from_photo` (false), `teeth` (false). Answers the H.264 + AAC mp4, 25 fps."""
         job, refusal = await _accept(request, jobs, limits, checking)
         if refusal is not None:
             return refusal
@@ -226,7 +226,7 @@ async def _wait(job: Job, request: Request) -> None:
 
 
 def _options(form) -> dict:
-    """paste_back, feather, max_side, mouth_from_photo from the form; an unknown field or a bad value is refused."""
+    """paste_back, feather, max_side, mouth_from_photo, teeth from the form; an unknown field or a bad value is refused."""
     unknown = sorted(set(form.keys()) - set(FORM_OPTIONS) - {"image", "audio"})
     if unknown:
         raise Refused(400, f"unknown form field {unknown[0]!r}; the options are {', '.join(FORM_OPTIONS)}")
@@ -242,6 +242,7 @@ def _options(form) -> dict:
         "feather": feather,
         "max_side": max_side,
         "mouth_from_photo": _flag(form, "mouth_from_photo", "false"),
+        "teeth": _flag(form, "teeth", "false"),
     }
 
 
@@ -255,6 +256,7 @@ def _flag(form, name: str, default: str) -> bool:
 def _work(models: Models):
     def work(job: Job, on_progress) -> Path:
         from talkface.generation import generate
+        from talkface.networks.mouth_inside import TEETH_DEPTH
 
         out = job.folder / "talking.mp4"
         options = job.options
@@ -268,6 +270,7 @@ def _work(models: Models):
             feather=options["feather"],
             max_side=options["max_side"],
             mouth_from_photo=options["mouth_from_photo"] or None,  # unset: as the model says
+            mouth_teeth=TEETH_DEPTH if options["teeth"] else None,
             backend=models.backend,
             device=models.device,
             on_progress=on_progress,
