@@ -108,14 +108,8 @@ def inner_mouth_mask(landmarks: torch.Tensor, size: int, softness: float = 1.0) 
     inner mouth corners (60, 64) and is as tall as the mean gap of the facing inner-lip points
     (61-67, 62-66, 63-65), plus `softness` pixels of soft edge.
     """
-    centre, direction, half_width, gap = mouth_ellipse(landmarks.float() * size)
+    along, across, half_width, gap = mouth_axes(landmarks, size)
     half_height = gap / 2
-    coords = torch.arange(size, device=landmarks.device, dtype=torch.float32) + 0.5
-    grid_y, grid_x = torch.meshgrid(coords, coords, indexing="ij")
-    dx = grid_x[None] - centre[:, 0, None, None]
-    dy = grid_y[None] - centre[:, 1, None, None]
-    along = dx * direction[:, 0, None, None] + dy * direction[:, 1, None, None]
-    across = -dx * direction[:, 1, None, None] + dy * direction[:, 0, None, None]
     # Signed distance-like value: > 0 inside the ellipse, in pixels near its edge.
     radius = (
         (along / half_width[:, None, None]) ** 2 + (across / half_height.clamp_min(0.5)[:, None, None]) ** 2
@@ -124,6 +118,20 @@ def inner_mouth_mask(landmarks: torch.Tensor, size: int, softness: float = 1.0) 
     mask = torch.sigmoid(inside / max(softness, 1e-3) * 2)
     opened = (gap / 2).clamp(0, 1)  # fades in over the first 2 pixels of gap: a closed mouth has none
     return (mask * opened[:, None, None])[:, None].to(landmarks.dtype)
+
+
+def mouth_axes(landmarks: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every pixel of the size² crop in the open mouth's own frame, for (B, 68, 2) landmarks in
+    [0, 1]: (B, size, size) pixels along the mouth (from its centre towards corner 64) and across
+    it (down the face), and the ellipse's half width and gap (B,), all in pixels."""
+    centre, direction, half_width, gap = mouth_ellipse(landmarks.float() * size)
+    coords = torch.arange(size, device=landmarks.device, dtype=torch.float32) + 0.5
+    grid_y, grid_x = torch.meshgrid(coords, coords, indexing="ij")
+    dx = grid_x[None] - centre[:, 0, None, None]
+    dy = grid_y[None] - centre[:, 1, None, None]
+    along = dx * direction[:, 0, None, None] + dy * direction[:, 1, None, None]
+    across = -dx * direction[:, 1, None, None] + dy * direction[:, 0, None, None]
+    return along, across, half_width, gap
 
 
 def mouth_ellipse(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from talkface.networks.landmark_warp import mouth_ellipse
+from talkface.networks.landmark_warp import mouth_axes
 
 TEETH_DEPTH = 0.5  # what `talkface generate --teeth` paints: half the gap
 TEETH_RGB = (0.86, 0.83, 0.78)  # in [0, 1]: off-white, a little warm
@@ -25,13 +25,8 @@ INCISORS = 6  # faint gaps between teeth: cycles of |cos| over the half width
 def mouth_inside(target: torch.Tensor, size: int, teeth: float) -> torch.Tensor:
     """(B, 3, size, size) in [-1, 1]: the painted inside of the mouth of the (B, 68, 2) target
     landmarks ([0, 1] units); `teeth`: the band's depth in inner-lip gaps (0: all dark)."""
-    centre, direction, half_width, gap = mouth_ellipse(target.float() * size)
-    coords = torch.arange(size, device=target.device, dtype=torch.float32) + 0.5
-    grid_y, grid_x = torch.meshgrid(coords, coords, indexing="ij")
-    dx = grid_x[None] - centre[:, 0, None, None]
-    dy = grid_y[None] - centre[:, 1, None, None]
-    along = (dx * direction[:, 0, None, None] + dy * direction[:, 1, None, None]) / half_width[:, None, None]
-    across = -dx * direction[:, 1, None, None] + dy * direction[:, 0, None, None]  # down the face
+    along, across, half_width, gap = mouth_axes(target, size)
+    along = along / half_width[:, None, None]  # -1 and 1 at the inner corners
     depth = across / gap.clamp_min(1e-3)[:, None, None] + 0.5  # 0 at the upper inner lip, 1 at the lower
     band = ((teeth - depth) / EDGE).clamp(0, 1) if teeth > 0 else torch.zeros_like(depth)
     band = band * ((SPAN - along.abs()) / 0.25).clamp(0, 1)
