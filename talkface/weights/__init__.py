@@ -1,7 +1,8 @@
 """The released models, shipped inside the package: what `talkface generate` uses by default.
 
 Both are slim safetensors files written by `talkface export` from the `landmark/real` and
-`generator/real` recipes (MODEL_CARD.md says how they were trained and how well they do).
+`generator/real` recipes; stage 1 is the mean of three runs of its recipe (seeds 0-2). MODEL_CARD.md
+says how they were trained and how well they do.
 """
 
 from __future__ import annotations
