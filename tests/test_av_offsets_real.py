@@ -8,9 +8,9 @@ correlation of predicted and real mouth opening. A model resolves this to about 
 where the correlation has a peak: a clip counts when its best lag beats every lag two or more
 frames away from it by 0.05 or more. (Until 2026-12-01 the test asked the best lag to beat the
 mean over all lags; the three-seed stage 1 then "found" -3 on katiehill's plateau, 0.279 against
-0.23-0.26 from -4 to +2 and 0.09-0.18 at +3 and +4, which is no peak.) Of the counted clips, those the table lists come out late (lag >= 1) and, once
-prepared with --av-offsets, within ±1; the others come out within ±2 either way, unchanged by
-the table.
+0.23-0.26 from -4 to +2 and 0.09-0.18 at +3 and +4, which is no peak.) Of the counted clips,
+those the table lists come out late (lag >= 1) and, once prepared with --av-offsets, within ±1;
+the others come out within ±2 either way, unchanged by the table.
 
 Measured: the mel-only stage 1 (an earlier release) found +3 on all three listed clips and ±1 on
 the rest. The phone-reading one (released, with the mouth rest) finds +3 and +3 on PC-AVS 517600055
