@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from talkface.networks.landmark_warp import mouth_ellipse
-from talkface.networks.mouth_inside import mouth_inside
+from talkface.networks.mouth_inside import TEETH_FROM, mouth_inside
 from talkface.networks.unet_generator import UNetGenerator
 from tests.helpers.real_data import needs_real_data, real_files
 from tests.test_generator_networks import open_mouth, template_landmarks
@@ -37,6 +37,24 @@ def test_teeth_under_the_upper_lip_then_dark_and_none_without_teeth():
     upper, middle, lower = _brightness_down_the_mouth(mouth_inside(opened, SIZE, 0.5), opened)
     assert upper > 0.5 and middle < upper and lower < -0.7  # white teeth, their soft edge, the cavity
     assert mouth_inside(opened, SIZE, 0.0).max() < -0.7  # no teeth: all the cavity's dark red
+
+
+def test_a_slightly_parted_mouth_stays_dark_and_the_teeth_grow_as_it_opens():
+    closed, _ = _closed_and_opened()
+    _, _, half_width, _ = mouth_ellipse(closed * SIZE)
+    width = float(2 * half_width[0]) / SIZE  # the inner width, in crop units
+    parted = open_mouth(closed, 0.8 * TEETH_FROM * width)  # lips apart by less than TEETH_FROM of the width
+    assert mouth_ellipse(parted * SIZE)[3][0] > 1.0  # a real gap, over a pixel
+    assert mouth_inside(parted, SIZE, 0.5).max() < -0.7  # all dark: no teeth yet
+    shares = []
+    for amount in (2.0, 4.0):  # wider and wider open
+        opened = open_mouth(closed, amount * TEETH_FROM * width)
+        big = 4 * SIZE  # enough pixels across the gap to measure the band's depth
+        centre, _, _, gap = mouth_ellipse(opened * big)
+        x, top, gap = int(centre[0, 0]), float(centre[0, 1] - gap[0] / 2), float(gap[0])
+        column = mouth_inside(opened, big, 0.5)[0, :, int(top) : int(top + gap), x].mean(dim=0)
+        shares.append(float((column > 0.3).sum()) / gap)  # the teeth's height between the lips, in gaps
+    assert 0.1 < shares[0] < shares[1] <= 0.5 + 0.1  # the band deepens towards TEETH_DEPTH gaps
 
 
 def test_the_generator_paints_teeth_only_where_the_shade_does():
