@@ -23,7 +23,7 @@ from talkface.errors import TalkfaceError
 from talkface.metrics import LandmarkDistance, LandmarkVelocityError, WordAccuracy
 from talkface.networks.audio_to_landmarks import AudioToLandmarks
 from talkface.networks.landmark_ensemble import LandmarkEnsemble
-from talkface.networks.mouth_motion import WINDOW_FRAMES, amplify_mouth, check_mouth_motion
+from talkface.networks.mouth_motion import amplify_mouth, check_mouth_motion
 from talkface.networks.mouth_rest import RidgeStatistics
 from talkface.networks.word_detector import WordDetector
 
@@ -58,7 +58,7 @@ class LandmarkModule(L.LightningModule):
         phone_input: bool = False,
         mouth_rest_ridge: float = 0.0,
         mouth_gain: float = 1.0,
-        mouth_gain_frames: int = WINDOW_FRAMES,
+        mouth_gain_frames: int = 29,
         members: int = 1,
         detector_hidden: int = 128,
         detector: str = "joint",

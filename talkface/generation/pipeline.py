@@ -4,7 +4,7 @@ Audio is decoded in chunks; each chunk becomes feature windows (and phone window
 that reads them; exactly as in training), then landmarks (the LSTM's state carried from chunk to
 chunk; the mouth gain a few frames behind), then frames rendered a few at a time, pasted into the
 photo and encoded at once. Nothing but the current chunk is ever held. The first chunk is short
-(FIRST_CHUNK_FRAMES, or the mouth gain's look-ahead), so the first frame is encoded a fraction of
+(FIRST_CHUNK_FRAMES plus the mouth gain's look-ahead), so the first frame is encoded a fraction of
 a second after the models are loaded (what a `talkface serve` user waits for); only the audio
 check before it reads the whole file (one decoding pass, ~5 ms per 10 s of wav). Chunking changes
 no number. The mp4 is written to a temporary file and moved into place only when
@@ -38,7 +38,7 @@ from talkface.generation.precision import dtype_for, for_generation, precision_o
 from talkface.media.audio_stream import probe_audio, stream_audio
 from talkface.media.mp4_writer import Mp4Writer
 from talkface.networks.landmark_stream import LandmarkStream
-from talkface.networks.mouth_motion import WINDOW_FRAMES, MouthMotionStream, check_mouth_motion
+from talkface.networks.mouth_motion import MouthMotionStream, check_mouth_motion
 from talkface.networks.pixel_range import to_uint8, to_unit
 
 MIN_SECONDS = 0.2  # 5 frames
@@ -142,10 +142,8 @@ def generate(
         height, width = photo.image.shape[:2] if paste_back else (crop_size, crop_size)
         inputs = StageOneInputs(total_frames, features, phones)
         chunk = max(1, round(chunk_seconds * FPS)) * SAMPLES_PER_FRAME
-        # A frame is final once the mouth gain has its look-ahead; phones come a decoding block at a time.
-        first = max(FIRST_CHUNK_FRAMES, motion.half + 1)
-        if phones:
-            first = BLOCK * math.ceil(first / BLOCK)
+        # Phones come a decoding block at a time; the mouth gain needs its look-ahead before a frame is final.
+        first = BLOCK if phones else FIRST_CHUNK_FRAMES + motion.half
         chunks = audio_chunks(audio, first * SAMPLES_PER_FRAME, chunk)
         first_frame = None
         written = 0
@@ -245,7 +243,7 @@ def _stage(source, expected: type):
 
 def mouth_motion_stream(model: LandmarkModule, gain: float | None) -> MouthMotionStream:
     """The model's mouth gain (or `gain`, checked), streamed; the model itself is left unchanged."""
-    frames = int(model.hparams.get("mouth_gain_frames", WINDOW_FRAMES))
+    frames = int(model.hparams.get("mouth_gain_frames", 29))
     gain = float(model.hparams.get("mouth_gain", 1.0) if gain is None else gain)
     try:
         check_mouth_motion(gain, frames)

@@ -3,11 +3,9 @@
 Trained with a distance loss on voices it does not know, stage 1 hedges: its mouth moves in the
 right rhythm but too little, never quite closing and never opening wide. Rendered and
 re-detected by dlib, a small opening is lost, so the video's mouth moves even less than the
-landmarks. Scaling each frame's mouth points away from their mean over a centred window
+landmarks. Scaling each frame's mouth points away from their mean over a short centred window
 (`frames` frames, truncated at a clip's ends) restores the contrast between open and closed
-without moving the mouth or changing its average shape. The window is long (WINDOW_FRAMES, 2.3 s):
-a short one would amplify only the fast part of the motion, and from any frame of a 29-frame
-evaluation sample it covers the whole sample. Chosen on held-out training people
+without moving the mouth or changing its average shape. Chosen on held-out training people
 (configs/data/validation/), never on the test people: MODEL_CARD.md gives the figures.
 
 `amplify_mouth` works on whole sequences (evaluation); `MouthMotionStream` gives exactly the same
@@ -24,7 +22,6 @@ from talkface.checks import MOUTH_GAIN_RANGE
 from talkface.faces.layout import MOUTH, span
 
 MOUTH_SPAN = span(MOUTH)
-WINDOW_FRAMES = 57  # 2 x 28 + 1: from any frame of a 29-frame sample, the whole sample
 
 
 def check_mouth_motion(gain: float, frames: int) -> None:
@@ -64,8 +61,7 @@ class MouthMotionStream:
     """`push((t, 68, 2))` → the frames now final; `finish()` → the rest: `amplify_mouth` in chunks."""
 
     def __init__(self, gain: float, frames: int) -> None:
-        self.gain, self.frames = gain, frames
-        self.half = frames // 2 if gain != 1.0 else 0  # the look-ahead: none without a gain
+        self.gain, self.frames, self.half = gain, frames, frames // 2
         self._points = torch.zeros(0, 68, 2)  # left context (already emitted) + frames not yet emitted
         self._left = 0  # how many of `_points` are left context
 
