@@ -23,7 +23,6 @@ from talkface.errors import TalkfaceError
 from talkface.metrics import LandmarkDistance, LandmarkVelocityError, WordAccuracy
 from talkface.networks.audio_to_landmarks import AudioToLandmarks
 from talkface.networks.landmark_ensemble import LandmarkEnsemble
-from talkface.networks.mouth_motion import amplify_mouth, check_mouth_motion
 from talkface.networks.mouth_rest import RidgeStatistics
 from talkface.networks.word_detector import WordDetector
 
@@ -57,8 +56,6 @@ class LandmarkModule(L.LightningModule):
         identity_input: bool = True,
         phone_input: bool = False,
         mouth_rest_ridge: float = 0.0,
-        mouth_gain: float = 1.0,
-        mouth_gain_frames: int = 29,
         members: int = 1,
         detector_hidden: int = 128,
         detector: str = "joint",
@@ -96,12 +93,6 @@ class LandmarkModule(L.LightningModule):
                 training windows of `data.data_dir` with this ridge penalty (in normalised
                 landmark units), and adds it to every prediction (talkface/networks/mouth_rest.py).
                 0 leaves it out.
-            mouth_gain: at inference (evaluation, prediction, generation; never in training), the
-                mouth's predicted motion is scaled by this about its mean over a centred window of
-                `mouth_gain_frames` frames (talkface/networks/mouth_motion.py); 1 leaves it as
-                predicted. `talkface generate --mouth-gain` overrides it per call.
-            mouth_gain_frames: that window (odd); generation streams `mouth_gain_frames // 2`
-                frames behind the audio it has read.
             members: 1 (train one network), or the number of separately trained stage-1 runs that
                 `talkface export A.ckpt B.ckpt ... --out` combined into one model whose prediction
                 is their mean (talkface/networks/landmark_ensemble.py); such a model is not trained
@@ -125,10 +116,6 @@ class LandmarkModule(L.LightningModule):
         check_number("model.init_args.weight_decay", weight_decay, 0)
         check_number("model.init_args.lr_decay_epochs", lr_decay_epochs, 0, whole=True)
         check_number("model.init_args.mouth_rest_ridge", mouth_rest_ridge, 0)
-        try:
-            check_mouth_motion(mouth_gain, mouth_gain_frames)
-        except ValueError as error:
-            raise TalkfaceError(f"model.init_args.{error}") from None
         self.save_hyperparameters()
         if detector not in ("joint", "frozen"):
             raise TalkfaceError(f"detector must be 'joint' or 'frozen', got {detector!r}")
@@ -272,8 +259,7 @@ class LandmarkModule(L.LightningModule):
         self.eval()
         for batch in self.trainer.datamodule.calibration_dataloader():
             batch = self.transfer_batch_to_device(batch, self.device, 0)
-            inputs = (batch["audio_windows"], batch["identity_landmarks"], batch.get("phone_windows"))
-            predicted = self.generator(*inputs)["landmarks"]  # as trained: no mouth gain
+            predicted = self(batch["audio_windows"], batch["identity_landmarks"], batch.get("phone_windows"))
             statistics.add(batch["identity_landmarks"], batch["landmarks"], predicted)
         self.train(was_training)
         statistics.reduce(lambda tensor: self.trainer.strategy.reduce(tensor, reduce_op="sum"))
@@ -294,25 +280,11 @@ class LandmarkModule(L.LightningModule):
         self, audio_windows: torch.Tensor, identity_landmarks: torch.Tensor, phone_windows: torch.Tensor | None = None
     ) -> torch.Tensor:
         """(B, T, W, D) audio windows + (B, 68, 2) identity [+ (B, T, 5, P) phones] → (B, T, 68, 2) landmarks."""
-        return self.amplify(self.generator(audio_windows, identity_landmarks, phone_windows)["landmarks"])
-
-    def amplify(self, landmarks: torch.Tensor) -> torch.Tensor:
-        """Predicted (B, T, 68, 2) clips with the mouth gain applied (talkface/networks/mouth_motion.py)."""
-        return amplify_mouth(landmarks, self.hparams.mouth_gain, self.hparams.mouth_gain_frames)
-
-    def set_mouth_gain(self, gain: float) -> None:
-        """Override the model's inference mouth gain (checked; a TalkfaceError names the value)."""
-        try:
-            check_mouth_motion(gain, self.hparams.mouth_gain_frames)
-        except ValueError as error:
-            raise TalkfaceError(f"--mouth-gain: {error}") from None
-        self.hparams.mouth_gain = float(gain)
+        return self.generator(audio_windows, identity_landmarks, phone_windows)["landmarks"]
 
     def run(self, batch: dict, for_metrics: bool = False) -> dict[str, torch.Tensor]:
         """The generator's outputs plus the detector logits that the losses (or metrics) read."""
         outputs = self.generator(batch["audio_windows"], batch["identity_landmarks"], batch.get("phone_windows"))
-        if not self.training:  # validation and test score what inference makes
-            outputs["landmarks"] = self.amplify(outputs["landmarks"])
         wanted = set(self.losses.output_fields)
         if for_metrics:
             wanted |= {"word_logits_predicted", "word_logits_true"}

@@ -16,7 +16,6 @@ from talkface.outputs import check_creatable
 FEATHER_RANGE = (0.0, 0.5)  # of the crop's side: 0.5 blends from the centre out
 MAX_SIDE_RANGE = (64, 16384)  # below 64 px no face is found; above, a photo is only slower
 DEVICE_PATTERN = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
-MOUTH_GAIN_RANGE = (1.0, 3.0)  # stage 1's mouth motion, scaled about its recent mean (talkface.networks.mouth_motion)
 PRECISIONS = ("auto", "fp32", "bf16")  # of stage 2's convolutions in generation (talkface.generation.precision)
 
 
@@ -46,12 +45,6 @@ def check_feather(feather: float, option: str = "--feather") -> None:
     low, high = FEATHER_RANGE
     if not (math.isfinite(feather) and low <= feather <= high):
         raise TalkfaceError(f"{option} {feather}: give a fraction of the crop from {low} to {high} (default 0.1)")
-
-
-def check_mouth_gain(gain: float, option: str = "--mouth-gain") -> None:
-    low, high = MOUTH_GAIN_RANGE
-    if not (math.isfinite(gain) and low <= gain <= high):
-        raise TalkfaceError(f"{option} {gain}: give a gain from {low:g} (as predicted) to {high:g}")
 
 
 def check_max_side(max_side: int, option: str = "--max-side") -> None:

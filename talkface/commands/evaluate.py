@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-from talkface.checks import check_mouth_gain
 from talkface.errors import TalkfaceError
 
 EPILOG = """\
@@ -83,12 +82,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="skip the lip-sync scores (they draw every frame of each clip, not only every --frame-stride-th)",
     )
-    parser.add_argument(
-        "--mouth-gain",
-        type=float,
-        metavar="G",
-        help="score every stage 1 with this mouth gain instead of its own (1 to 3; talkface generate --mouth-gain)",
-    )
     parser.add_argument("--accelerator", default="auto", help="auto (default), cpu, gpu, ...")
 
 
@@ -109,9 +102,6 @@ def run(args: argparse.Namespace) -> int:
     _check_numbers(args)
     landmarks, generators, notes = _checkpoints(args)
     landmark_models, generator_models = load_all(landmarks, LandmarkModule), load_all(generators, FaceGenModule)
-    if args.mouth_gain is not None:
-        for loaded in landmark_models:
-            loaded.model.set_mouth_gain(args.mouth_gain)
     expert = _sync_expert(args, bool(landmarks and generators and args.end_to_end))
     settings = Settings(
         data_dir=args.data,
@@ -230,8 +220,6 @@ def _check_numbers(args: argparse.Namespace) -> None:
     ):
         if value is not None and value < least:
             raise TalkfaceError(f"{option} must be at least {least}, got {value}")
-    if args.mouth_gain is not None:
-        check_mouth_gain(args.mouth_gain)
 
 
 def _device(accelerator: str) -> str:

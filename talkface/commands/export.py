@@ -14,7 +14,6 @@ example:
   talkface export runs/landmark_sample/lightning_logs/version_0/checkpoints/last.ckpt --out landmark.safetensors
   talkface export generator.ckpt --out generator.safetensors --fp16
   talkface export seed0.ckpt seed1.ckpt seed2.ckpt --out landmark.safetensors --fp16   # a stage-1 ensemble
-  talkface export landmark.safetensors --mouth-gain 1.3 --out louder_mouth.safetensors  # change an inference setting
 """
 
 
@@ -37,27 +36,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="store floating weights as float16 (half the size; loading casts back to float32)",
     )
-    parser.add_argument(
-        "--mouth-gain",
-        type=float,
-        metavar="G",
-        help="stage 1: the mouth gain the release applies at inference, 1 to 3 (default: the model's own; "
-        "talkface generate --mouth-gain)",
-    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from talkface.checks import check_mouth_gain
     from talkface.generation.release import export_ensemble, export_model
 
     sources = args.checkpoint
-    if args.mouth_gain is not None:
-        check_mouth_gain(args.mouth_gain)
     if len(sources) == 1:
-        out, stage, tensors = export_model(sources[0], args.out, fp16=args.fp16, mouth_gain=args.mouth_gain)
+        out, stage, tensors = export_model(sources[0], args.out, fp16=args.fp16)
         what = stage
     else:
-        out, stage, tensors = export_ensemble(sources, args.out, fp16=args.fp16, mouth_gain=args.mouth_gain)
+        out, stage, tensors = export_ensemble(sources, args.out, fp16=args.fp16)
         what = f"{stage}, an ensemble of {len(sources)}"
     size = out.stat().st_size / 1e6
     before = sum(source.stat().st_size for source in sources) / 1e6

@@ -13,7 +13,6 @@ from talkface.checks import (
     check_device_name,
     check_feather,
     check_max_side,
-    check_mouth_gain,
     check_output_file,
 )
 from talkface.errors import TalkfaceError
@@ -73,13 +72,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="paint upper teeth into the opening mouth instead of a dark hole (a generator with a mouth shade, "
         "as the released one); dlib then finds the lips' opening less well, so lip sync scores lower (MODEL_CARD.md)",
     )
-    parser.add_argument(
-        "--mouth-gain",
-        type=float,
-        metavar="G",
-        help="scale stage 1's mouth motion by G about its mean over about a second, 1 to 3 "
-        "(default: as the model says; the released one: MODEL_CARD.md)",
-    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -105,8 +97,6 @@ def check_arguments(args: argparse.Namespace) -> None:
     check_output_file(args.out, inputs, suffix=".mp4")
     check_feather(args.feather)
     check_max_side(args.max_side)
-    if args.mouth_gain is not None:
-        check_mouth_gain(args.mouth_gain)
     check_device_name(args.device)
 
 
@@ -131,7 +121,6 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
         mouth_from_photo=True if args.mouth_from_photo else None,
         mouth_teeth=TEETH_DEPTH if args.teeth else None,
-        mouth_gain=args.mouth_gain,
         progress=not args.quiet,
     )
     for note in result.notes:

@@ -1,13 +1,12 @@
 """Photo + speech → talking-face mp4, streaming: memory stays flat however long the speech is.
 
 Audio is decoded in chunks; each chunk becomes feature windows (and phone windows, for a stage 1
-that reads them; exactly as in training), then landmarks (the LSTM's state carried from chunk to
-chunk; the mouth gain a few frames behind), then frames rendered a few at a time, pasted into the
-photo and encoded at once. Nothing but the current chunk is ever held. The first chunk is short
-(FIRST_CHUNK_FRAMES plus the mouth gain's look-ahead), so the first frame is encoded a fraction of
-a second after the models are loaded (what a `talkface serve` user waits for); only the audio
-check before it reads the whole file (one decoding pass, ~5 ms per 10 s of wav). Chunking changes
-no number. The mp4 is written to a temporary file and moved into place only when
+that reads them; exactly as in training), then
+landmarks (the LSTM's state carried from chunk to chunk), then frames rendered a few at a time,
+pasted into the photo and encoded at once. Nothing but the current chunk is ever held. The first
+chunk is short (FIRST_CHUNK_FRAMES), so the first frame is encoded a fraction of a second after
+the models are loaded (what a `talkface serve` user waits for); only the audio check before it
+reads the whole file (one decoding pass, ~5 ms per 10 s of wav). Chunking changes no number. The mp4 is written to a temporary file and moved into place only when
 complete, so a failure or Ctrl-C leaves no partial output.
 """
 
@@ -38,7 +37,6 @@ from talkface.generation.precision import dtype_for, for_generation, precision_o
 from talkface.media.audio_stream import probe_audio, stream_audio
 from talkface.media.mp4_writer import Mp4Writer
 from talkface.networks.landmark_stream import LandmarkStream
-from talkface.networks.mouth_motion import MouthMotionStream, check_mouth_motion
 from talkface.networks.pixel_range import to_uint8, to_unit
 
 MIN_SECONDS = 0.2  # 5 frames
@@ -92,7 +90,6 @@ def generate(
     precision: str = "auto",
     mouth_from_photo: bool | None = None,
     mouth_teeth: float | None = None,
-    mouth_gain: float | None = None,
     progress: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> GenerationResult:
@@ -108,9 +105,7 @@ def generate(
     generator): keep the photo's own mouth inside (a smile's teeth) where it is already open
     (None: as the model says; `UNetGenerator`). `mouth_teeth` (a generator with a mouth shade):
     paint upper teeth this many inner-lip gaps deep into the opening mouth instead of black (0:
-    black; None: as the model says; `talkface.networks.mouth_inside`). `mouth_gain`: scale stage 1's
-    mouth motion about its recent mean (1: as predicted; None: as the model says;
-    `talkface.networks.mouth_motion`).
+    black; None: as the model says; `talkface.networks.mouth_inside`).
     """
     started = time.perf_counter()
     check_feather(feather, "feather")
@@ -124,7 +119,6 @@ def generate(
     try:
         loading = time.perf_counter()
         landmark_model, facts = _stage(landmark_ckpt, LandmarkModule)
-        motion = mouth_motion_stream(landmark_model, mouth_gain)
         face_model, _ = _stage(generator_ckpt, FaceGenModule)
         face_model = for_generation(face_model, dtype, owned=isinstance(generator_ckpt, (str, Path)))
         finder.load_model()  # in this process when not in the background: once per process
@@ -142,8 +136,7 @@ def generate(
         height, width = photo.image.shape[:2] if paste_back else (crop_size, crop_size)
         inputs = StageOneInputs(total_frames, features, phones)
         chunk = max(1, round(chunk_seconds * FPS)) * SAMPLES_PER_FRAME
-        # Phones come a decoding block at a time; the mouth gain needs its look-ahead before a frame is final.
-        first = BLOCK if phones else FIRST_CHUNK_FRAMES + motion.half
+        first = BLOCK if phones else FIRST_CHUNK_FRAMES  # phones come a decoding block at a time
         chunks = audio_chunks(audio, first * SAMPLES_PER_FRAME, chunk)
         first_frame = None
         written = 0
@@ -181,13 +174,12 @@ def generate(
 
             with bar:
                 for pushed in ahead:
-                    write(motion.push(landmarks.push(*_on(torch_device, *pushed))))
+                    write(landmarks.push(*_on(torch_device, *pushed)))
                 for samples in chunks:
                     writer.write_audio(samples)
-                    write(motion.push(landmarks.push(*_on(torch_device, *inputs.push(samples)))))
-                write(motion.push(landmarks.push(*_on(torch_device, *inputs.finish()))))
-                write(motion.push(landmarks.finish()))
-                write(motion.finish())
+                    write(landmarks.push(*_on(torch_device, *inputs.push(samples))))
+                write(landmarks.push(*_on(torch_device, *inputs.finish())))
+                write(landmarks.finish())
             if written != total_frames:  # a bug, not a user error: never leave a short video behind
                 raise RuntimeError(f"made {written} frames for {total_frames} frames of audio")
     finally:
@@ -239,17 +231,6 @@ def _stage(source, expected: type):
     if isinstance(source, torch.nn.Module):
         raise TalkfaceError(f"expected a {expected.__name__}, got a {type(source).__name__}")
     return load_stage(source, expected)
-
-
-def mouth_motion_stream(model: LandmarkModule, gain: float | None) -> MouthMotionStream:
-    """The model's mouth gain (or `gain`, checked), streamed; the model itself is left unchanged."""
-    frames = int(model.hparams.get("mouth_gain_frames", 29))
-    gain = float(model.hparams.get("mouth_gain", 1.0) if gain is None else gain)
-    try:
-        check_mouth_motion(gain, frames)
-    except ValueError as error:
-        raise TalkfaceError(f"mouth gain: {error}") from None
-    return MouthMotionStream(gain, frames)
 
 
 def _on(device: torch.device, windows: torch.Tensor, phones: torch.Tensor | None):

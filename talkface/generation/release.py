@@ -149,13 +149,10 @@ def read_release(path: Path, label: str) -> Release:
     return Release(metadata["stage"], init_args, facts, weights, dtype, source if isinstance(source, dict) else {})
 
 
-def export_model(
-    source: str | Path, out: str | Path, fp16: bool = False, mouth_gain: float | None = None
-) -> tuple[Path, str, int]:
+def export_model(source: str | Path, out: str | Path, fp16: bool = False) -> tuple[Path, str, int]:
     """Export a trained stage (a .ckpt, or a release to re-export, e.g. as float16) to `out`.
 
     The model is rebuilt and its weights loaded strictly first, so what is written is known to load.
-    `mouth_gain` (stage 1) sets the inference mouth gain the release carries (talkface/networks/mouth_motion.py).
     Returns (the file, the stage's class name, the number of tensors)."""
     # Imported here: checkpoints.py reads releases with this module.
     from talkface.generation.checkpoints import inference_init_args, load_model
@@ -163,15 +160,12 @@ def export_model(
     out = _check_out(out)
     loaded = load_model(source, option="")
     stage = type(loaded.model).__name__
-    _set_mouth_gain(loaded, mouth_gain, source)
     weights = release_weights(stage, loaded.model.state_dict())
     write_release(out, stage, inference_init_args(loaded.model), loaded.facts, weights, fp16=fp16, source=loaded.source)
     return out, stage, len(weights)
 
 
-def export_ensemble(
-    sources: list[str | Path], out: str | Path, fp16: bool = False, mouth_gain: float | None = None
-) -> tuple[Path, str, int]:
+def export_ensemble(sources: list[str | Path], out: str | Path, fp16: bool = False) -> tuple[Path, str, int]:
     """Combine separately trained stage-1 runs of one recipe (e.g. seeds) into one release whose
     prediction is their mean (talkface/networks/landmark_ensemble.py). Each member keeps its own
     weights and mouth rest; the word detector is the first run's. The runs must agree on every
@@ -198,9 +192,6 @@ def export_ensemble(
                 f"{source} and {sources[0]} were trained on data with other facts (features, vocabulary)"
             )
     init_args["members"] = len(loaded)
-    if mouth_gain is not None:
-        _set_mouth_gain(first, mouth_gain, sources[0])
-        init_args["mouth_gain"] = first.model.hparams.mouth_gain
     weights = {
         f"generator.members.{index}.{key}": value
         for index, model in enumerate(loaded)
@@ -212,14 +203,6 @@ def export_ensemble(
     source = {"members": [model.source for model in loaded]}
     write_release(out, "LandmarkModule", init_args, first.facts, weights, fp16=fp16, source=source)
     return out, "LandmarkModule", len(weights)
-
-
-def _set_mouth_gain(loaded, gain: float | None, source: str | Path) -> None:
-    if gain is None:
-        return
-    if not hasattr(loaded.model, "set_mouth_gain"):
-        raise TalkfaceError(f"--mouth-gain: {source} is not a stage-1 model; only stage 1 has a mouth gain")
-    loaded.model.set_mouth_gain(gain)
 
 
 def _check_out(out: str | Path) -> Path:
