@@ -102,8 +102,9 @@ class FaceGenModule(L.LightningModule):
                 already as open as the target's, keep its own inside (a smile's teeth, warped)
                 instead of drawing it; only the newly opened share is drawn (and shaded).
             mouth_teeth: with mouth_shade, what the shade paints: 0 = black; above 0 = upper
-                teeth this many inner-lip gaps deep under the upper lip, then a dark cavity
-                (talkface/networks/mouth_inside.py).
+                teeth under the upper lip, then a dark cavity: none until the lips part by 0.1 of
+                the mouth's width, then a band that deepens with the opening, up to this many
+                inner-lip gaps (talkface/networks/mouth_inside.py).
             discriminator_channels: discriminator channels in its first layer.
             discriminator_layers: stride-2 layers of the PatchGAN discriminator.
             losses: the generator's objective, {log name: {class_path, init_args}}; an

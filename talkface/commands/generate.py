@@ -69,8 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--teeth",
         action="store_true",
-        help="paint upper teeth into the opening mouth instead of a dark hole (a generator with a mouth shade, "
-        "as the released one); dlib then finds the lips' opening less well, so lip sync scores lower (MODEL_CARD.md)",
+        help="paint upper teeth into the opening mouth instead of a dark hole, once the lips part by more than a "
+        "little (a generator with a mouth shade, as the released one); dlib then finds the lips' opening a little "
+        "less well, so lip sync scores a little lower (MODEL_CARD.md)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -104,8 +104,8 @@ def generate(
     device has it natively (`talkface.generation.precision`). `mouth_from_photo` (a warping
     generator): keep the photo's own mouth inside (a smile's teeth) where it is already open
     (None: as the model says; `UNetGenerator`). `mouth_teeth` (a generator with a mouth shade):
-    paint upper teeth this many inner-lip gaps deep into the opening mouth instead of black (0:
-    black; None: as the model says; `talkface.networks.mouth_inside`).
+    paint upper teeth into the opening mouth instead of black, up to this many inner-lip gaps deep
+    in a wide-open mouth (0: black; None: as the model says; `talkface.networks.mouth_inside`).
     """
     started = time.perf_counter()
     check_feather(feather, "feather")
