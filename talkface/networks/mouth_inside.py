@@ -8,8 +8,8 @@ with faint gaps between the incisors; below it the mouth's dark red. The band sh
 lips part by more than TEETH_FROM of the mouth's inner width, and grows with what they part
 beyond it (`teeth` of that), reaching `teeth` inner-lip gaps deep in a wide-open mouth: a slightly
 parted mouth stays dark, as it does on a real face. dlib, which scores lip sync, then still finds
-the opening of the many slightly open frames; a band from the first parting cost 0.034 of
-opening correlation on held-out people, this one 0.009 (MODEL_CARD.md).
+the opening of the many slightly open frames; on held-out people a band from the first parting
+cost 0.023 of opening correlation, this one 0.009 (MODEL_CARD.md).
 Closed-form, no template file: a few element-wise operations on the crop.
 """
 
