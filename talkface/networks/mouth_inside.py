@@ -6,7 +6,7 @@ black hole. Here it is painted in the shade ellipse's own frame, so it follows t
 band of teeth below the upper inner lip, its lower edge soft, ending before the mouth's corners,
 with faint gaps between the incisors; below it the mouth's dark red. The band shows only once the
 lips part by more than TEETH_FROM of the mouth's inner width, and grows with what they part
-beyond it (`teeth` of that), reaching `teeth` inner-lip gaps deep in a wide-open mouth: a slightly
+beyond it (`teeth` of that), approaching `teeth` inner-lip gaps in a wide-open mouth: a slightly
 parted mouth stays dark, as it does on a real face. dlib, which scores lip sync, then still finds
 the opening of the many slightly open frames; on held-out people a band from the first parting
 cost 0.023 of opening correlation, this one 0.009 (MODEL_CARD.md).
