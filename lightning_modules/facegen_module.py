@@ -103,8 +103,8 @@ class FaceGenModule(L.LightningModule):
                 instead of drawing it; only the newly opened share is drawn (and shaded).
             mouth_teeth: with mouth_shade, what the shade paints: 0 = black; above 0 = upper
                 teeth under the upper lip, then a dark cavity: none until the lips part by 0.1 of
-                the mouth's width, then a band that deepens with the opening, up to this many
-                inner-lip gaps (talkface/networks/mouth_inside.py).
+                the mouth's inner width, then a band that deepens with the opening, up to this
+                many inner-lip gaps (talkface/networks/mouth_inside.py).
             discriminator_channels: discriminator channels in its first layer.
             discriminator_layers: stride-2 layers of the PatchGAN discriminator.
             losses: the generator's objective, {log name: {class_path, init_args}}; an
