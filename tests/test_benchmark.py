@@ -46,6 +46,13 @@ def results(
                     "landmarks": {"seconds": 1.5, "ms_per_frame": 5.172, "share": 0.75},
                 },
             },
+            "landmark_fit_floor": {
+                "clips": 10,
+                "frames": 290,
+                "decode_ms_per_frame": 0.4,
+                "fit_ms_per_frame": 0.8,
+                "best_ratio": 0.333,
+            },
         },
         "training": {
             "stage 1": {
@@ -104,6 +111,7 @@ def test_report_prints_every_table_and_marks_misses():
     for heading in ("| preparation |", "| training |", "| generation (audio file → mp4) |", "| target |"):
         assert heading in text
     assert "| landmarks | 1.5 | 5.172 | 75 % |" in text  # where a frame's preparation time goes
+    assert "reaches at most 0.333 of pure decoding" in text  # the landmark model's own floor
     assert "| NO |" in text and "test CPU" in text
 
 
@@ -119,6 +127,12 @@ def test_quick_benchmark_runs_and_writes_json(tmp_path):
     assert profile["frames"] == data["preparation"]["decode_only"]["frames"]
     assert {"decode", "landmarks", "alignment", "crop encoding", "features"} <= set(profile["stages"])
     assert abs(sum(row["seconds"] for row in profile["stages"].values()) - profile["seconds"]) < 0.05
+    floor = data["preparation"]["landmark_fit_floor"]
+    assert floor["frames"] == profile["frames"] and floor["fit_ms_per_frame"] > 0
+    assert 0 < floor["best_ratio"] < 1
+    assert floor["best_ratio"] == round(
+        floor["decode_ms_per_frame"] / (floor["decode_ms_per_frame"] + floor["fit_ms_per_frame"]), 3
+    )
     assert set(data["training"]) == {"stage 1 (landmarks)", "stage 2 (face generator)"}
     runs = data["generation"]["128px"]
     assert all(run["frames"] > 0 and run["peak_rss_mib"] > 0 for run in runs.values())

@@ -3,7 +3,9 @@
 All three process the same clips with the same number of processes: pure decoding is the upper
 bound of any preparation; the naive pipeline runs the face detector on every frame, which is what
 the tracking in `talkface prepare` (detect once, then follow the landmarks) avoids. A fourth run,
-in one process, times each stage of `talkface prepare` to say where a frame's time goes.
+in one process, times each stage of `talkface prepare` to say where a frame's time goes, and a
+fifth times only decoding and one landmark fit per frame: the floor of any pipeline that fits
+every frame with this landmark model.
 """
 
 from __future__ import annotations
@@ -66,6 +68,53 @@ def stage_profile(raw: Path, out: Path) -> dict:
             }
             for stage, value in seconds.items()
         },
+    }
+
+
+def landmark_fit_floor(clips: list[Path]) -> dict:
+    """What any preparation that fits the 68 points on every frame must spend, in this process.
+
+    Per frame: decoding it, and one fit of dlib's predictor at the face's box (found once per clip,
+    not timed). Nothing else is counted, so `best_ratio`, decoding over decoding plus fitting, is
+    the highest preparation / pure decode that this landmark model allows on these clips.
+    """
+    import cv2
+    import torch
+
+    from talkface.faces.dlib_backend import DlibExtractor
+    from talkface.faces.landmarks import largest_box
+    from talkface.media import read_video
+
+    threads = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(1)  # as in a preparation worker
+    cv2.setNumThreads(1)
+    try:
+        extractor = DlibExtractor()
+        decoding = fitting = 0.0
+        frames = 0
+        for clip in clips:
+            started = time.perf_counter()
+            video = read_video(clip).frames
+            decoding += time.perf_counter() - started
+            boxes = extractor.detect(video[0])
+            if not boxes:
+                continue
+            box = largest_box(boxes)
+            started = time.perf_counter()
+            for frame in video:
+                extractor.fit(frame, box)
+            fitting += time.perf_counter() - started
+            frames += len(video)
+    finally:
+        torch.set_num_threads(threads[0])
+        cv2.setNumThreads(threads[1])
+    decode_ms, fit_ms = 1000 * decoding / max(frames, 1), 1000 * fitting / max(frames, 1)
+    return {
+        "clips": len(clips),
+        "frames": frames,
+        "decode_ms_per_frame": round(decode_ms, 3),
+        "fit_ms_per_frame": round(fit_ms, 3),
+        "best_ratio": round(decode_ms / max(decode_ms + fit_ms, 1e-9), 3),
     }
 
 

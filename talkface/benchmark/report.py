@@ -105,6 +105,14 @@ def format_report(results: dict) -> str:
             for stage, row in profile["stages"].items():
                 lines.append(f"| {stage} | {row['seconds']} | {row['ms_per_frame']} | {100 * row['share']:.0f} % |")
             lines.append("")
+        floor = prep.get("landmark_fit_floor")
+        if floor:
+            lines += [
+                f"Floor: decoding a frame takes {floor['decode_ms_per_frame']} ms and one fit of the 68-point "
+                f"landmark model {floor['fit_ms_per_frame']} ms ({floor['frames']} frames, one process), so a "
+                f"preparation that fits every frame reaches at most {floor['best_ratio']} of pure decoding.",
+                "",
+            ]
     if results.get("training"):
         lines += ["| training | loader samples/s | training step samples/s | loader / step |", "|---|---|---|---|"]
         for stage, values in results["training"].items():

@@ -63,11 +63,14 @@ def run_benchmark(settings: BenchmarkSettings, say=print) -> dict:
     naive = preparation.naive_rate(clips[: settings.naive_clips], settings.workers)
     say("preparation: where the time goes (talkface prepare in one process, each stage timed)")
     profile = preparation.stage_profile(raw, work / f"profiled_{int(time.time())}")
+    say("preparation: the floor (decoding and one landmark fit per frame, nothing else)")
+    floor = preparation.landmark_fit_floor(clips)
     results["preparation"] = {
         "decode_only": decode,
         "talkface_prepare": prepare,
         "naive_per_frame_detection": naive,
         "profile_one_process": profile,
+        "landmark_fit_floor": floor,
     }
 
     results["training"] = {}
