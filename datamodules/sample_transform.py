@@ -6,7 +6,7 @@ Fields a model can request:
 - `identity_landmarks` (68, 2) float: the reference face's landmarks (a random frame in training)
 - `word` () long: word label (-1: none); `word_mask` (T,) float: frames inside the word
 - `audio` (T * 640,) float: the raw 16 kHz audio (W&B videos, SyncNet)
-- `phone_windows` (T, 5, P) float: PocketSphinx phone shares around every frame, decoded from
+- `phone_windows` (T, CONTEXT, P) float: PocketSphinx phone shares around every frame (4 each side), from
   `audio` (talkface/audio/phones.py); decoded once per sample and process, then cached
 - `frames` (T, 3, H, W) uint8: aligned crops (stage 2; JPEG-decoded only when asked for)
 - `reference_frame` (3, H, W) uint8 and `reference_landmarks` (68, 2): the identity image

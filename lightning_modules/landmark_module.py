@@ -18,6 +18,7 @@ from torchmetrics import MetricCollection
 
 from lightning_modules.data_facts import store_data_facts
 from losses import LossComposer
+from talkface.audio.phones import check_phone_context
 from talkface.checks import check_number
 from talkface.errors import TalkfaceError
 from talkface.metrics import LandmarkDistance, LandmarkVelocityError, WordAccuracy
@@ -55,6 +56,7 @@ class LandmarkModule(L.LightningModule):
         dropout: float = 0.0,
         identity_input: bool = True,
         phone_input: bool = False,
+        phone_context: int = 5,
         mouth_rest_ridge: float = 0.0,
         members: int = 1,
         detector_hidden: int = 128,
@@ -88,6 +90,8 @@ class LandmarkModule(L.LightningModule):
             phone_input: whether the temporal model also reads PocketSphinx phone windows
                 (talkface/audio/phones.py), decoded from the audio by a recogniser trained on far
                 more voices than any talking-face corpus.
+            phone_context: how many frames of phones around each frame it reads (odd, at most
+                `talkface.audio.phones.CONTEXT`): the centre rows of the phone windows.
             mouth_rest_ridge: above 0, after the last training epoch stage 1 fits a linear map from
                 the photo's face shape to the resting mouth shape its predictions miss, on the
                 training windows of `data.data_dir` with this ridge penalty (in normalised
@@ -120,6 +124,7 @@ class LandmarkModule(L.LightningModule):
         if detector not in ("joint", "frozen"):
             raise TalkfaceError(f"detector must be 'joint' or 'frozen', got {detector!r}")
         check_number("model.init_args.members", members, 1, whole=True)
+        check_phone_context("model.init_args.phone_context", phone_context)
         network = dict(
             feature_dim=feature_dim,
             audio_dim=audio_dim,
@@ -131,6 +136,7 @@ class LandmarkModule(L.LightningModule):
             dropout=dropout,
             identity_input=identity_input,
             phone_input=phone_input,
+            phone_context=phone_context,
             mouth_rest=mouth_rest_ridge > 0,
         )
         if members == 1:
@@ -279,7 +285,7 @@ class LandmarkModule(L.LightningModule):
     def forward(
         self, audio_windows: torch.Tensor, identity_landmarks: torch.Tensor, phone_windows: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """(B, T, W, D) audio windows + (B, 68, 2) identity [+ (B, T, 5, P) phones] → (B, T, 68, 2) landmarks."""
+        """(B, T, W, D) audio windows + (B, 68, 2) identity [+ (B, T, CONTEXT, P) phones] → (B, T, 68, 2) landmarks."""
         return self.generator(audio_windows, identity_landmarks, phone_windows)["landmarks"]
 
     def run(self, batch: dict, for_metrics: bool = False) -> dict[str, torch.Tensor]:

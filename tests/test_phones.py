@@ -45,12 +45,12 @@ def test_phone_rows_share_out_every_frame_and_find_the_speech(sentence):
 
 
 def test_phone_windows_centre_each_frame_and_repeat_the_edges():
-    rows = np.eye(len(PHONES), dtype=np.float32)[:7]
+    rows = np.eye(len(PHONES), dtype=np.float32)[:11]
     windows = phone_windows(rows)
-    assert windows.shape == (7, CONTEXT, len(PHONES))
-    assert np.array_equal(windows[3], rows[1:6])
-    assert np.array_equal(windows[0, :3], rows[[0, 0, 0]])
-    assert np.array_equal(windows[-1, -3:], rows[[6, 6, 6]])
+    assert CONTEXT == 9 and windows.shape == (11, CONTEXT, len(PHONES))
+    assert np.array_equal(windows[5], rows[1:10])
+    assert np.array_equal(windows[0, :5], rows[[0, 0, 0, 0, 0]])
+    assert np.array_equal(windows[-1, -5:], rows[[10, 10, 10, 10, 10]])
 
 
 @pytest.mark.parametrize("chunk", [640 * 8, 3000, 48000])
@@ -91,3 +91,30 @@ def test_a_model_reading_phones_uses_them_streams_exactly_and_refuses_to_run_wit
     assert torch.allclose(torch.cat(parts + [stream.finish()]), whole, atol=1e-5)
     with pytest.raises(ValueError, match="phone windows"):
         model(windows, identity)
+
+
+@pytest.mark.parametrize("context", [5, CONTEXT])
+def test_a_model_reads_only_the_centre_rows_of_each_phone_window(context):
+    """Data and streams give CONTEXT rows a frame; a model made for fewer (the first release read 5)
+    reads their centre, so its output does not move when only the outer rows change."""
+    torch.manual_seed(0)
+    model = AudioToLandmarks(80, 32, 32, 2, "lstm", phone_input=True, phone_context=context).eval()
+    torch.nn.init.normal_(model.decoder[-1].weight, std=0.1)
+    assert model.phone_encoder[0].in_features == context * len(PHONES)
+    windows, identity = torch.randn(1, 30, 28, 80), torch.rand(1, 68, 2)
+    phones = torch.eye(len(PHONES))[torch.randint(len(PHONES), (1, 30, CONTEXT))]
+    outer = phones.clone()
+    outer[:, :, 0], outer[:, :, -1] = phones[:, :, -1], phones[:, :, 0]  # swap the first and last rows
+    with torch.no_grad():
+        same = model(windows, identity, phones)["landmarks"]
+        moved = model(windows, identity, outer)["landmarks"]
+    assert torch.equal(same, moved) == (context < CONTEXT)
+
+
+@pytest.mark.parametrize("context", [0, 4, CONTEXT + 2, 5.0, True])
+def test_a_phone_context_that_is_not_an_odd_window_inside_the_data_is_one_clear_error(context):
+    from lightning_modules import LandmarkModule
+    from talkface.errors import TalkfaceError
+
+    with pytest.raises(TalkfaceError, match=r"phone_context must be an odd whole number from 1 to 9"):
+        LandmarkModule(phone_input=True, phone_context=context)

@@ -15,7 +15,7 @@ from talkface.audio.streaming import WindowStream
 
 
 class StageOneInputs:
-    """`push(samples)` / `finish()` → (windows (t, W, D), phones (t, 5, P) or None) for the next t frames."""
+    """`push(samples)` / `finish()` → (windows (t, W, D), phones (t, CONTEXT, P) or None) for the next t frames."""
 
     def __init__(self, total_frames: int, config: FeatureConfig, phones: bool) -> None:
         self.windows = WindowStream(total_frames, config)

@@ -11,6 +11,7 @@ The audio is decoded in fixed blocks of `BLOCK` video frames from the start of t
 training (a prepared sample is one block) and in generation alike, so the decoder always sees the
 same amount of context. Each video frame gets the fraction of its four 10 ms steps given to each
 phone; frame t's window holds frames t - CONTEXT//2 .. t + CONTEXT//2 (edge frames repeated).
+A stage 1 reads the centre `phone_context` rows of that window (`centre_rows`).
 """
 
 from __future__ import annotations
@@ -28,11 +29,23 @@ PHONES = tuple(
     "SIL AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V W Y Z ZH".split()
 )
 BLOCK = 29  # video frames decoded together: the length of a prepared training sample
-CONTEXT = 5  # video frames in each frame's window of phone rows (2 each side)
+CONTEXT = 9  # video frames in each frame's window of phone rows (4 each side): the most a stage 1 reads
 STEP = 160  # samples per 10 ms decoder step at 16 kHz
 STEPS_PER_FRAME = 4  # decoder steps per 25 fps video frame
 _INDEX = {phone: i for i, phone in enumerate(PHONES)}
 _LOCK = threading.Lock()
+
+
+def check_phone_context(name: str, value) -> None:
+    """An odd number of frames from 1 to CONTEXT: a window centred on its frame, inside the data's."""
+    if isinstance(value, bool) or not isinstance(value, int) or not (1 <= value <= CONTEXT and value % 2 == 1):
+        raise TalkfaceError(f"{name} must be an odd whole number from 1 to {CONTEXT} (frames of phones), got {value!r}")
+
+
+def centre_rows(windows, context: int):
+    """(..., CONTEXT, P) phone windows → their centre `context` rows (..., context, P)."""
+    start = (CONTEXT - context) // 2
+    return windows[..., start : start + context, :]
 
 
 def load_recognizer() -> None:

@@ -33,7 +33,7 @@ class LandmarkStream:
 
     @torch.no_grad()
     def push(self, windows: torch.Tensor, phones: torch.Tensor | None = None) -> torch.Tensor:
-        """(T, W, D) audio feature windows [+ (T, 5, P) phone windows] → (t, 68, 2) landmarks, t <= T."""
+        """(T, W, D) audio feature windows [+ (T, CONTEXT, P) phone windows] → (t, 68, 2) landmarks, t <= T."""
         if len(windows) == 0:
             return torch.zeros(0, 68, 2)
         if self._members is not None:
