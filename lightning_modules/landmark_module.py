@@ -18,7 +18,7 @@ from torchmetrics import MetricCollection
 
 from lightning_modules.data_facts import store_data_facts
 from losses import LossComposer
-from talkface.audio.phones import check_phone_context
+from talkface.audio.phones import check_phone_window
 from talkface.checks import check_number
 from talkface.errors import TalkfaceError
 from talkface.metrics import LandmarkDistance, LandmarkVelocityError, WordAccuracy
@@ -57,6 +57,7 @@ class LandmarkModule(L.LightningModule):
         identity_input: bool = True,
         phone_input: bool = False,
         phone_context: int = 5,
+        phone_offset: int = 0,
         mouth_rest_ridge: float = 0.0,
         members: int = 1,
         detector_hidden: int = 128,
@@ -91,7 +92,10 @@ class LandmarkModule(L.LightningModule):
                 (talkface/audio/phones.py), decoded from the audio by a recogniser trained on far
                 more voices than any talking-face corpus.
             phone_context: how many frames of phones around each frame it reads (odd, at most
-                `talkface.audio.phones.CONTEXT`): the centre rows of the phone windows.
+                `talkface.audio.phones.CONTEXT`).
+            phone_offset: that window moved this many frames later (0: centred on the frame). The
+                LSTM runs forwards and has seen the earlier rows already; 2 (frames t .. t + 4)
+                is what `landmark/real` uses (MODEL_CARD.md).
             mouth_rest_ridge: above 0, after the last training epoch stage 1 fits a linear map from
                 the photo's face shape to the resting mouth shape its predictions miss, on the
                 training windows of `data.data_dir` with this ridge penalty (in normalised
@@ -124,7 +128,7 @@ class LandmarkModule(L.LightningModule):
         if detector not in ("joint", "frozen"):
             raise TalkfaceError(f"detector must be 'joint' or 'frozen', got {detector!r}")
         check_number("model.init_args.members", members, 1, whole=True)
-        check_phone_context("model.init_args.phone_context", phone_context)
+        check_phone_window(phone_context, phone_offset)
         network = dict(
             feature_dim=feature_dim,
             audio_dim=audio_dim,
@@ -137,6 +141,7 @@ class LandmarkModule(L.LightningModule):
             identity_input=identity_input,
             phone_input=phone_input,
             phone_context=phone_context,
+            phone_offset=phone_offset,
             mouth_rest=mouth_rest_ridge > 0,
         )
         if members == 1:

@@ -93,28 +93,56 @@ def test_a_model_reading_phones_uses_them_streams_exactly_and_refuses_to_run_wit
         model(windows, identity)
 
 
-@pytest.mark.parametrize("context", [5, CONTEXT])
-def test_a_model_reads_only_the_centre_rows_of_each_phone_window(context):
-    """Data and streams give CONTEXT rows a frame; a model made for fewer (the first release read 5)
-    reads their centre, so its output does not move when only the outer rows change."""
+@pytest.mark.parametrize(("context", "offset", "read"), [(5, 0, (2, 7)), (5, 2, (4, 9)), (CONTEXT, 0, (0, 9))])
+def test_a_model_reads_only_its_rows_of_each_phone_window(context, offset, read):
+    """Data and streams give CONTEXT rows a frame (t - 4 .. t + 4); a model reads `context` of them
+    moved `offset` later (the first release: 5 centred, rows 2-6), so its output moves when one of
+    those rows changes and not when another does."""
     torch.manual_seed(0)
-    model = AudioToLandmarks(80, 32, 32, 2, "lstm", phone_input=True, phone_context=context).eval()
+    model = AudioToLandmarks(80, 32, 32, 2, "lstm", phone_input=True, phone_context=context, phone_offset=offset)
+    model.eval()
     torch.nn.init.normal_(model.decoder[-1].weight, std=0.1)
     assert model.phone_encoder[0].in_features == context * len(PHONES)
     windows, identity = torch.randn(1, 30, 28, 80), torch.rand(1, 68, 2)
     phones = torch.eye(len(PHONES))[torch.randint(len(PHONES), (1, 30, CONTEXT))]
-    outer = phones.clone()
-    outer[:, :, 0], outer[:, :, -1] = phones[:, :, -1], phones[:, :, 0]  # swap the first and last rows
     with torch.no_grad():
-        same = model(windows, identity, phones)["landmarks"]
-        moved = model(windows, identity, outer)["landmarks"]
-    assert torch.equal(same, moved) == (context < CONTEXT)
+        before = model(windows, identity, phones)["landmarks"]
+        for row in range(CONTEXT):
+            changed = phones.clone()
+            changed[:, :, row] = phones[:, :, row].roll(1, dims=-1)  # another phone in this row
+            moved = not torch.equal(model(windows, identity, changed)["landmarks"], before)
+            assert moved == (read[0] <= row < read[1]), row
 
 
-@pytest.mark.parametrize("context", [0, 4, CONTEXT + 2, 5.0, True])
-def test_a_phone_context_that_is_not_an_odd_window_inside_the_data_is_one_clear_error(context):
+def test_a_model_reading_later_phones_streams_exactly():
+    torch.manual_seed(0)
+    model = AudioToLandmarks(80, 32, 32, 2, "lstm", phone_input=True, phone_offset=2).eval()
+    torch.nn.init.normal_(model.decoder[-1].weight, std=0.1)
+    windows, identity = torch.randn(1, 70, 28, 80), torch.rand(1, 68, 2)
+    phones = torch.eye(len(PHONES))[torch.randint(len(PHONES), (1, 70, CONTEXT))]
+    with torch.no_grad():
+        whole = model(windows, identity, phones)["landmarks"][0]
+    stream = LandmarkStream(model, identity[0])
+    parts = [stream.push(windows[0, i : i + 23], phones[0, i : i + 23]) for i in range(0, 70, 23)]
+    assert torch.allclose(torch.cat(parts + [stream.finish()]), whole, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("context", "offset", "message"),
+    [
+        (0, 0, "odd whole number from 1 to 9"),
+        (4, 0, "odd whole number from 1 to 9"),
+        (CONTEXT + 2, 0, "odd whole number from 1 to 9"),
+        (5.0, 0, "phone_context must be a whole number"),
+        (True, 0, "phone_context must be a whole number"),
+        (5, 3, r"phone_offset must be within ±2 for phone_context 5"),
+        (CONTEXT, 1, r"phone_offset must be within ±0"),
+        (5, 1.5, "phone_offset must be a whole number"),
+    ],
+)
+def test_a_phone_window_that_is_not_odd_or_leaves_the_data_is_one_clear_error(context, offset, message):
     from lightning_modules import LandmarkModule
     from talkface.errors import TalkfaceError
 
-    with pytest.raises(TalkfaceError, match=r"phone_context must be an odd whole number from 1 to 9"):
-        LandmarkModule(phone_input=True, phone_context=context)
+    with pytest.raises(TalkfaceError, match=message):
+        LandmarkModule(phone_input=True, phone_context=context, phone_offset=offset)

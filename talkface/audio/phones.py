@@ -11,7 +11,8 @@ The audio is decoded in fixed blocks of `BLOCK` video frames from the start of t
 training (a prepared sample is one block) and in generation alike, so the decoder always sees the
 same amount of context. Each video frame gets the fraction of its four 10 ms steps given to each
 phone; frame t's window holds frames t - CONTEXT//2 .. t + CONTEXT//2 (edge frames repeated).
-A stage 1 reads the centre `phone_context` rows of that window (`centre_rows`).
+A stage 1 reads `phone_context` rows of that window, moved `phone_offset` frames later (`rows_read`):
+its LSTM runs forwards, so it has already seen the past rows, and only the later ones are news.
 """
 
 from __future__ import annotations
@@ -36,15 +37,28 @@ _INDEX = {phone: i for i, phone in enumerate(PHONES)}
 _LOCK = threading.Lock()
 
 
-def check_phone_context(name: str, value) -> None:
-    """An odd number of frames from 1 to CONTEXT: a window centred on its frame, inside the data's."""
-    if isinstance(value, bool) or not isinstance(value, int) or not (1 <= value <= CONTEXT and value % 2 == 1):
-        raise TalkfaceError(f"{name} must be an odd whole number from 1 to {CONTEXT} (frames of phones), got {value!r}")
+def check_phone_window(context, offset) -> None:
+    """`context` frames of phones moved `offset` frames later must be an odd window inside the data's."""
+    for name, value in (("phone_context", context), ("phone_offset", offset)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TalkfaceError(f"model.init_args.{name} must be a whole number, got {value!r}")
+    if not (1 <= context <= CONTEXT and context % 2 == 1):
+        raise TalkfaceError(
+            f"model.init_args.phone_context must be an odd whole number from 1 to {CONTEXT} (frames of phones), "
+            f"got {context!r}"
+        )
+    reach = (CONTEXT - context) // 2
+    if abs(offset) > reach:
+        raise TalkfaceError(
+            f"model.init_args.phone_offset must be within ±{reach} for phone_context {context} (the data's windows "
+            f"reach {CONTEXT // 2} frames each side), got {offset!r}"
+        )
 
 
-def centre_rows(windows, context: int):
-    """(..., CONTEXT, P) phone windows → their centre `context` rows (..., context, P)."""
-    start = (CONTEXT - context) // 2
+def rows_read(windows, context: int, offset: int = 0):
+    """(..., CONTEXT, P) phone windows → the (..., context, P) rows a stage 1 reads: frames
+    t - context//2 + offset .. t + context//2 + offset of each frame t."""
+    start = (CONTEXT - context) // 2 + offset
     return windows[..., start : start + context, :]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from talkface.audio.phones import PHONES, centre_rows
+from talkface.audio.phones import PHONES, rows_read
 from talkface.networks.audio_encoder import AudioEncoder
 from talkface.networks.mouth_rest import MouthRest
 from talkface.networks.temporal_model import TemporalModel
@@ -32,6 +32,7 @@ class AudioToLandmarks(nn.Module):
         phone_input: bool = False,
         phone_dim: int = 64,
         phone_context: int = 5,
+        phone_offset: int = 0,
         mouth_rest: bool = False,
     ) -> None:
         super().__init__()
@@ -47,9 +48,11 @@ class AudioToLandmarks(nn.Module):
             )
         # Phone windows (talkface/audio/phones.py) from a speaker-independent recogniser: what is
         # said, in a form that does not depend on whose voice says it.
-        # It reads the centre `phone_context` frames of each window (data and streams give CONTEXT).
+        # It reads `phone_context` frames of each window, moved `phone_offset` later (data and
+        # streams give CONTEXT frames around each frame).
         self.phone_input = phone_input
         self.phone_context = phone_context
+        self.phone_offset = phone_offset
         if phone_input:
             self.phone_encoder = nn.Sequential(nn.Linear(phone_context * len(PHONES), phone_dim), nn.ReLU(inplace=True))
         width = audio_dim + (hidden if identity_input else 0) + (phone_dim if phone_input else 0)
@@ -84,7 +87,7 @@ class AudioToLandmarks(nn.Module):
         if self.phone_input:
             if phone_windows is None:
                 raise ValueError("this model reads phone windows (phone_input=True); none were given")
-            phones = centre_rows(phone_windows, self.phone_context)
+            phones = rows_read(phone_windows, self.phone_context, self.phone_offset)
             parts.append(self.phone_encoder(phones.flatten(2).to(audio.dtype)))
         return audio, torch.cat(parts, dim=-1) if len(parts) > 1 else audio
 
