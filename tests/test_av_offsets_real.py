@@ -18,7 +18,12 @@ and Kristi Noem (-1 and 0 once corrected), and no peak on katiehill as recorded 
 finds +2): its mean correlation stays within 0.22-0.25 from -4 to +2 frames, so the best lag there
 flips between -3 and +1 on a difference of 0.003; corrected, it peaks at -1. The other clips: 0
 to +2, the same both ways. The three-seed stage 1 (released 2026-12-01): +3 and +3 (-1 and 0
-once corrected), katiehill unresolved, the other clips -1 to +1.
+once corrected), katiehill unresolved, the other clips -1 to +1. The three-seed stage 1 that reads
+the phones of frames t .. t + 4 (released 2026-12-02): +3 and +3 (-1 and 0 once corrected), the
+other clips -1 to +1, and on katiehill as recorded a slope, not a peak: 0.288 / 0.274 / 0.231 /
+0.195 / 0.199 / 0.225 / 0.232 / 0.180 / 0.077 from -4 to +4 (a second bump at +2, where the expert
+finds the lag). Its best, -4, is the end of the searched range and beats the lags two or more away
+by 0.056, so a best lag at either end of the range no longer counts as a peak.
 """
 
 from __future__ import annotations
@@ -69,8 +74,9 @@ def best_lags(prepared: Path) -> dict[str, int]:
         best = max(LAGS, key=means.get)
         # A lag the model resolves: it beats every lag two or more frames away by PEAK (a flat
         # plateau over many lags is no peak, however far it stands above the mean of all lags).
+        # A best lag at either end of the range is no peak either: the rise may go on beyond it.
         rivals = [means[lag] for lag in LAGS if abs(lag - best) >= 2]
-        if means[best] - max(rivals) >= PEAK:
+        if min(LAGS) < best < max(LAGS) and means[best] - max(rivals) >= PEAK:
             lags[clip] = best
     return lags
 

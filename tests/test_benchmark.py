@@ -130,9 +130,8 @@ def test_quick_benchmark_runs_and_writes_json(tmp_path):
     floor = data["preparation"]["landmark_fit_floor"]
     assert floor["frames"] == profile["frames"] and floor["fit_ms_per_frame"] > 0
     assert 0 < floor["best_ratio"] < 1
-    assert floor["best_ratio"] == round(
-        floor["decode_ms_per_frame"] / (floor["decode_ms_per_frame"] + floor["fit_ms_per_frame"]), 3
-    )
+    ratio = floor["decode_ms_per_frame"] / (floor["decode_ms_per_frame"] + floor["fit_ms_per_frame"])
+    assert abs(floor["best_ratio"] - ratio) < 0.002  # both from the same times (the ms figures are rounded)
     assert set(data["training"]) == {"stage 1 (landmarks)", "stage 2 (face generator)"}
     runs = data["generation"]["128px"]
     assert all(run["frames"] > 0 and run["peak_rss_mib"] > 0 for run in runs.values())
