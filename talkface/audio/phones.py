@@ -24,6 +24,7 @@ from functools import lru_cache
 import numpy as np
 
 from talkface import FPS, SAMPLE_RATE
+from talkface.checks import check_number
 from talkface.errors import TalkfaceError
 
 PHONES = tuple(
@@ -39,9 +40,8 @@ _LOCK = threading.Lock()
 
 def check_phone_window(context, offset) -> None:
     """`context` frames of phones moved `offset` frames later must be an odd window inside the data's."""
-    for name, value in (("phone_context", context), ("phone_offset", offset)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TalkfaceError(f"model.init_args.{name} must be a whole number, got {value!r}")
+    check_number("model.init_args.phone_context", context, whole=True)
+    check_number("model.init_args.phone_offset", offset, whole=True)
     if not (1 <= context <= CONTEXT and context % 2 == 1):
         raise TalkfaceError(
             f"model.init_args.phone_context must be an odd whole number from 1 to {CONTEXT} (frames of phones), "
